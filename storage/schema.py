@@ -1,0 +1,135 @@
+"""One candle schema for every stored candle, the interval vocabulary and symbol validation.
+
+Every load goes through :func:`cast_candles`, so the rest of the code can rely on exact dtypes.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+import numpy as np
+import pandas as pd
+
+#: Column -> dtype of a stored candle. ``open_time``/``close_time`` are UTC with ms resolution.
+CANDLE_DTYPES: dict[str, str] = {
+    "open_time": "datetime64[ms, UTC]",
+    "open": "float64",
+    "high": "float64",
+    "low": "float64",
+    "close": "float64",
+    "volume_base": "float64",
+    "volume_quote": "float64",
+    "trade_count": "int64",
+    "close_time": "datetime64[ms, UTC]",
+}
+CANDLE_COLUMNS: tuple[str, ...] = tuple(CANDLE_DTYPES)
+PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
+
+_MINUTE = 60_000
+
+
+class Interval(StrEnum):
+    """Poloniex v3 candle intervals (the API's own names)."""
+
+    MINUTE_1 = "MINUTE_1"
+    MINUTE_5 = "MINUTE_5"
+    MINUTE_10 = "MINUTE_10"
+    MINUTE_15 = "MINUTE_15"
+    MINUTE_30 = "MINUTE_30"
+    HOUR_1 = "HOUR_1"
+    HOUR_2 = "HOUR_2"
+    HOUR_4 = "HOUR_4"
+    HOUR_6 = "HOUR_6"
+    HOUR_12 = "HOUR_12"
+    DAY_1 = "DAY_1"
+    DAY_3 = "DAY_3"
+    WEEK_1 = "WEEK_1"
+    MONTH_1 = "MONTH_1"
+
+    @property
+    def ms(self) -> int:
+        """Length of one candle in milliseconds (``MONTH_1`` has none and raises)."""
+        try:
+            return _INTERVAL_MS[self]
+        except KeyError:
+            raise ValueError(
+                f"interval {self.value} has no fixed length and is not supported by the store"
+            ) from None
+
+    @classmethod
+    def parse(cls, value: str | Interval) -> Interval:
+        """Parse an interval name, raising a ``ValueError`` that lists the valid ones."""
+        try:
+            return cls(str(value).upper()) if not isinstance(value, cls) else value
+        except ValueError:
+            valid = ", ".join(i.value for i in cls)
+            raise ValueError(f"unknown interval {value!r}; valid intervals: {valid}") from None
+
+
+_INTERVAL_MS: dict[Interval, int] = {
+    Interval.MINUTE_1: _MINUTE,
+    Interval.MINUTE_5: 5 * _MINUTE,
+    Interval.MINUTE_10: 10 * _MINUTE,
+    Interval.MINUTE_15: 15 * _MINUTE,
+    Interval.MINUTE_30: 30 * _MINUTE,
+    Interval.HOUR_1: 60 * _MINUTE,
+    Interval.HOUR_2: 120 * _MINUTE,
+    Interval.HOUR_4: 240 * _MINUTE,
+    Interval.HOUR_6: 360 * _MINUTE,
+    Interval.HOUR_12: 720 * _MINUTE,
+    Interval.DAY_1: 1440 * _MINUTE,
+    Interval.DAY_3: 3 * 1440 * _MINUTE,
+    Interval.WEEK_1: 7 * 1440 * _MINUTE,
+}
+
+# Symbols become path components (``symbol=BTC_USDT``): letters and digits around one underscore.
+_SYMBOL_RE = re.compile(r"^[A-Z0-9]{1,16}_[A-Z0-9]{1,16}$")
+
+
+def validate_symbol(symbol: str) -> str:
+    """Return ``symbol`` upper-cased if it is a safe market symbol like ``BTC_USDT``, else raise."""
+    if not isinstance(symbol, str):
+        raise ValueError(f"symbol must be a string, got {type(symbol).__name__}")
+    candidate = symbol.strip().upper()
+    if not _SYMBOL_RE.fullmatch(candidate):
+        raise ValueError(
+            f"invalid symbol {symbol!r}: expected BASE_QUOTE made of letters and digits, "
+            "e.g. BTC_USDT"
+        )
+    return candidate
+
+
+def empty_candles() -> pd.DataFrame:
+    """An empty DataFrame with the candle schema (never ``None``)."""
+    return cast_candles(pd.DataFrame({c: [] for c in CANDLE_COLUMNS}))
+
+
+def cast_candles(df: pd.DataFrame) -> pd.DataFrame:
+    """Select the schema columns in order and cast them to the schema dtypes.
+
+    Integer-like time columns are read as epoch milliseconds.
+    """
+    missing = [c for c in CANDLE_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"candles lack columns {missing}")
+    out = {}
+    for col, dtype in CANDLE_DTYPES.items():
+        s = df[col]
+        if dtype.startswith("datetime64"):
+            if not isinstance(s.dtype, pd.DatetimeTZDtype) and not np.issubdtype(
+                s.dtype, np.datetime64
+            ):
+                s = pd.to_datetime(s.astype("int64"), unit="ms", utc=True)
+            elif not isinstance(s.dtype, pd.DatetimeTZDtype):
+                s = s.dt.tz_localize("UTC")
+            s = s.astype(dtype)
+        else:
+            s = s.astype(dtype)
+        out[col] = s.reset_index(drop=True)
+    return pd.DataFrame(out)
+
+
+def to_ms(ts: pd.Series | pd.DatetimeIndex) -> np.ndarray:
+    """Epoch milliseconds (int64) of a UTC datetime column."""
+    return np.asarray(pd.DatetimeIndex(ts).as_unit("ms").asi8, dtype=np.int64)

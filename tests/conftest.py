@@ -1,0 +1,60 @@
+"""Shared fixtures: the real-data folder, a temporary Prefect home and a real Prefect test API."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Keep Prefect off the network and out of the user's home before anything imports it.
+_PREFECT_HOME = tempfile.mkdtemp(prefix="cryptoflow-prefect-home-")
+os.environ.setdefault("PREFECT_HOME", _PREFECT_HOME)
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA_ENV = "CRYPTO_SHARED_DATA"
+
+
+def shared_data_dir() -> Path:
+    """``$CRYPTO_SHARED_DATA`` or ``../shared/data`` beside the checkout."""
+    return Path(os.environ.get(SHARED_DATA_ENV, REPO_ROOT.parent / "shared" / "data")).resolve()
+
+
+def shared_file(name: str) -> Path:
+    """Path of a real-data file, or skip the test with a clear reason when it is absent."""
+    path = shared_data_dir() / name
+    if not path.exists():
+        pytest.skip(
+            f"real market data {name} not found under {shared_data_dir()} "
+            f"(set {SHARED_DATA_ENV} to the shared data folder)"
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    d = shared_data_dir()
+    if not d.is_dir():
+        pytest.skip(f"shared data folder {d} not found (set {SHARED_DATA_ENV})")
+    return d
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """A real, temporary Prefect API (SQLite) for the whole session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "data"
+    d.mkdir()
+    return d
