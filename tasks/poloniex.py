@@ -1,0 +1,386 @@
+"""Poloniex v3 public market-data client: candles and server time, validated, rate-limited.
+
+``GET {base}/markets/{symbol}/candles?interval=&startTime=&endTime=&limit=`` returns at most 500
+rows of 14 fields ``[low, high, open, close, amount (quote), quantity (base), buyTakerAmount,
+buyTakerQuantity, tradeCount, ts, weightedAverage, interval, startTime, closeTime]``; prices and
+volumes are strings. The API anchors its answer to ``endTime`` (with only ``startTime`` it
+returns the *latest* candles), so every request here sends both.
+
+Errors are typed: :class:`RetryableError` (rate limit, 5xx, busy, timeouts, broken connections,
+broken or invalid pages) and :class:`PermanentError` (bad symbol, interval or parameters), so a
+Prefect ``retry_condition_fn`` can retry the first kind only.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import httpx
+import numpy as np
+import orjson
+import pandas as pd
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from storage.schema import Interval, cast_candles, empty_candles, validate_symbol
+
+DEFAULT_BASE_URL = "https://api.poloniex.com"
+MAX_LIMIT = 500
+N_FIELDS = 14
+
+# Row field positions of the v3 candles endpoint.
+_LOW, _HIGH, _OPEN, _CLOSE, _AMOUNT, _QUANTITY, _BUY_AMOUNT, _BUY_QTY = range(8)
+_TRADES, _TS, _WAVG, _INTERVAL, _START, _CLOSE_TIME = range(8, 14)
+_FLOAT_FIELDS = [_LOW, _HIGH, _OPEN, _CLOSE, _AMOUNT, _QUANTITY, _BUY_AMOUNT, _BUY_QTY, _WAVG]
+_INT_FIELDS = [_TRADES, _TS, _START, _CLOSE_TIME]
+
+#: Error codes that mean "try again later".
+RETRYABLE_CODES: dict[int, str] = {24201: "server busy", 603: "internal timeout"}
+#: Error codes that mean the request itself is wrong -> the parameter it names.
+PERMANENT_CODES: dict[int, str] = {
+    24101: "symbol",
+    24102: "interval",
+    24103: "endTime",
+    24104: "limit",
+    24105: "startTime",
+    601: "request parameters",
+    602: "request parameters",
+}
+
+
+class PoloniexError(Exception):
+    """Any failure talking to the Poloniex API."""
+
+
+class RetryableError(PoloniexError):
+    """A failure that may pass on retry; ``retry_after`` is the server's hint in seconds."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PageValidationError(RetryableError):
+    """A page that arrived but failed validation (retryable: a re-fetch may be clean)."""
+
+
+class PermanentError(PoloniexError):
+    """A request the API will never accept (bad symbol, interval or parameter): do not retry."""
+
+    def __init__(self, message: str, parameter: str | None = None, code: int | None = None):
+        super().__init__(message)
+        self.parameter = parameter
+        self.code = code
+
+
+def is_retryable(exc: BaseException | None) -> bool:
+    """True for errors worth retrying (everything except :class:`PermanentError` and bad input)."""
+    return exc is not None and not isinstance(exc, PermanentError | ValueError | TypeError)
+
+
+class PoloniexSettings(BaseSettings):
+    """Client settings, from ``CRYPTOFLOW_*`` environment variables or arguments."""
+
+    model_config = SettingsConfigDict(env_prefix="CRYPTOFLOW_", extra="ignore")
+
+    poloniex_url: str = Field(
+        DEFAULT_BASE_URL, description="Base URL of the Poloniex v3 API (or of `cryptoflow replay`)."
+    )
+    max_requests_per_second: float = Field(
+        20.0,
+        ge=0,
+        description="Client-side rate limit (token bucket); 0 turns it off. "
+        "The API allows about 200/s for public market data.",
+    )
+    timeout: float = Field(10.0, gt=0, description="Seconds before one HTTP request times out.")
+    retries: int = Field(4, ge=0, description="Retries of one failed page fetch.")
+    retry_delays: list[float] = Field(
+        default_factory=lambda: [1.0, 4.0, 15.0, 60.0],
+        description="Seconds to wait before each retry (last one repeats), jittered by 50%.",
+    )
+
+
+class TokenBucket:
+    """Thread-safe token bucket: at most ``rate`` acquisitions per second, bursts of ``rate``."""
+
+    def __init__(self, rate: float | None) -> None:
+        self.rate = float(rate or 0.0)
+        self.capacity = max(1.0, self.rate)
+        self._tokens = self.capacity
+        self._last = time.monotonic()
+        self._not_before = 0.0
+        self._lock = threading.Lock()
+
+    def pause_until(self, monotonic_deadline: float) -> None:
+        """Hold every caller until ``monotonic_deadline`` (a server's Retry-After)."""
+        with self._lock:
+            self._not_before = max(self._not_before, monotonic_deadline)
+
+    def acquire(self) -> None:
+        """Block until one request may be sent."""
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                wait = self._not_before - now
+                if wait <= 0 and self.rate <= 0:
+                    return
+                if wait <= 0:
+                    self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+                    self._last = now
+                    if self._tokens >= 1.0:
+                        self._tokens -= 1.0
+                        return
+                    wait = (1.0 - self._tokens) / self.rate
+            time.sleep(wait)
+
+
+def page_ranges(
+    start_ms: int, end_ms: int, interval: Interval | str, limit: int = MAX_LIMIT
+) -> list[tuple[int, int]]:
+    """Inclusive ``(start, end)`` ms windows of at most ``limit`` candles covering the range.
+
+    ``start_ms`` is rounded up to the interval grid; each window starts on the grid.
+    """
+    step = Interval.parse(interval).ms
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be in 1..{MAX_LIMIT}, got {limit}")
+    first = -(-int(start_ms) // step) * step
+    span = step * limit
+    return [(s, min(s + span - 1, int(end_ms))) for s in range(first, int(end_ms) + 1, span)]
+
+
+def _fail(message: str) -> PageValidationError:
+    return PageValidationError(f"invalid candle page: {message}")
+
+
+def _describe_payload(rows: Any) -> str:
+    if isinstance(rows, dict):
+        if {"code", "msg", "data"} <= rows.keys():
+            return "a {code, msg, data} envelope (the futures API?), not a v3 spot candle list"
+        if {"code", "message"} <= rows.keys():
+            return f"an error reply {rows.get('code')}: {rows.get('message')}"
+        return f"an object with keys {sorted(rows)[:8]}"
+    return f"a {type(rows).__name__}"
+
+
+def parse_candles(
+    rows: Any,
+    interval: Interval | str,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+) -> pd.DataFrame:
+    """Validate v3 candle rows (n, 14) and return them in the candle schema (n rows).
+
+    Checks: a list of 14-field rows; finite numbers; int counts and times; the row's interval;
+    low <= open, close <= high; volumes >= 0; open times on the grid, inside
+    ``[start_ms, end_ms]`` and strictly increasing; ``closeTime == startTime + interval - 1``.
+    Raises :class:`PageValidationError` naming the first problem.
+    """
+    interval = Interval.parse(interval)
+    step = interval.ms
+    if not isinstance(rows, list):
+        raise _fail(f"expected a list of {N_FIELDS}-field rows, got {_describe_payload(rows)}")
+    if not rows:
+        return empty_candles()
+    for i, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) != N_FIELDS:
+            got = len(row) if isinstance(row, list) else type(row).__name__
+            raise _fail(f"row {i} has {got} fields, expected {N_FIELDS} (a legacy-format row?)")
+    table = np.array(rows, dtype=object)  # (n, 14)
+    floats = _as_numbers(table, _FLOAT_FIELDS, np.float64)
+    ints = _as_numbers(table, _INT_FIELDS, np.int64)
+    low, high, open_, close, amount, quantity, buy_amount, buy_qty, _wavg = floats.T
+    trades, _ts, start, close_time = ints.T
+    if not np.isfinite(floats).all():
+        bad = int(np.argmax(~np.isfinite(floats).all(axis=1)))
+        raise _fail(f"row {bad} has a non-finite number")
+    bad_interval = table[:, _INTERVAL] != interval.value
+    if bad_interval.any():
+        i = int(np.argmax(bad_interval))
+        raise _fail(f"row {i} has interval {table[i, _INTERVAL]!r}, requested {interval.value}")
+    _check(
+        (low <= open_) & (low <= close) & (open_ <= high) & (close <= high),
+        "prices out of order (need low <= open, close <= high)",
+    )
+    _check((amount >= 0) & (quantity >= 0) & (buy_amount >= 0) & (buy_qty >= 0), "negative volume")
+    _check(trades >= 0, "negative trade count")
+    _check(start % step == 0, f"open time off the {interval.value} grid")
+    _check(close_time == start + step - 1, "closeTime is not startTime + interval - 1")
+    if start_ms is not None:
+        _check(start >= start_ms, f"open time before the requested startTime {start_ms}")
+    if end_ms is not None:
+        _check(start <= end_ms, f"open time after the requested endTime {end_ms}")
+    if len(start) > 1 and not (np.diff(start) > 0).all():
+        i = int(np.argmax(np.diff(start) <= 0)) + 1
+        raise _fail(f"row {i}: open times not strictly increasing")
+    frame = pd.DataFrame(
+        {
+            "open_time": start,
+            "open": open_,
+            "high": high,
+            "low": low,
+            "close": close,
+            "volume_base": quantity,
+            "volume_quote": amount,
+            "trade_count": trades,
+            "close_time": close_time,
+        }
+    )
+    return cast_candles(frame)
+
+
+def _as_numbers(table: np.ndarray, columns: list[int], dtype: type) -> np.ndarray:
+    """Columns of an object table (n, 14) as numbers (n, len(columns)); bools/None rejected."""
+    block = table[:, columns]
+    for j, col in enumerate(columns):
+        kinds = {type(v) for v in block[:, j]}
+        allowed = {str, float, int} if dtype is np.float64 else {int}
+        if not kinds <= allowed:
+            raise _fail(f"field {col} holds {sorted(k.__name__ for k in kinds - allowed)}")
+    try:
+        return block.astype(dtype)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise _fail(f"a field is not a number ({exc})") from None
+
+
+def _check(ok: np.ndarray, what: str) -> None:
+    if not ok.all():
+        raise _fail(f"row {int(np.argmax(~ok))}: {what}")
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    raw = response.headers.get("Retry-After")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return None
+
+
+class PoloniexClient:
+    """Poloniex v3 market data over ONE keep-alive ``httpx.Client``, with a client-side rate limit.
+
+    Thread-safe: several symbols may fetch through one client at once.
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        timeout: float = 10.0,
+        max_requests_per_second: float | None = 20.0,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.requests_sent = 0
+        self._bucket = TokenBucket(max_requests_per_second)
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            timeout=timeout,
+            headers={"Accept": "application/json", "User-Agent": "cryptoflow"},
+            limits=httpx.Limits(max_keepalive_connections=8, keepalive_expiry=30.0),
+        )
+
+    @classmethod
+    def from_settings(cls, settings: PoloniexSettings | None = None) -> PoloniexClient:
+        """A client configured from :class:`PoloniexSettings` (environment by default)."""
+        s = settings or PoloniexSettings()
+        return cls(
+            s.poloniex_url, timeout=s.timeout, max_requests_per_second=s.max_requests_per_second
+        )
+
+    def close(self) -> None:
+        """Close the keep-alive connections."""
+        self._http.close()
+
+    def __enter__(self) -> PoloniexClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """GET ``path`` and return the decoded JSON body, or raise a typed error."""
+        self._bucket.acquire()
+        self.requests_sent += 1
+        where = f"GET {self.base_url}{path}"
+        try:
+            response = self._http.get(path, params=params)
+        except httpx.TimeoutException as exc:
+            raise RetryableError(f"{where} timed out after {self.timeout}s ({exc!r})") from exc
+        except httpx.TransportError as exc:  # connect refused/reset, broken or truncated body
+            raise RetryableError(f"{where} failed: {exc!r}") from exc
+        body: Any = None
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
+            if response.status_code == 200:
+                raise RetryableError(f"{where} returned invalid or truncated JSON ({exc})") from exc
+        if response.status_code == 200:
+            return body
+        self._raise_for_error(where, response, body)
+
+    def _raise_for_error(self, where: str, response: httpx.Response, body: Any) -> None:
+        status = response.status_code
+        code = body.get("code") if isinstance(body, dict) else None
+        message = body.get("message") if isinstance(body, dict) else None
+        detail = f"{where} -> HTTP {status}" + (f", code {code}: {message}" if code else "")
+        if status == 429:
+            retry_after = _retry_after(response)
+            if retry_after:
+                self._bucket.pause_until(time.monotonic() + retry_after)
+            raise RetryableError(f"{detail} (rate limited)", retry_after=retry_after)
+        if isinstance(code, int) and code in RETRYABLE_CODES:
+            raise RetryableError(f"{detail} ({RETRYABLE_CODES[code]})", _retry_after(response))
+        if isinstance(code, int) and code in PERMANENT_CODES:
+            parameter = PERMANENT_CODES[code]
+            raise PermanentError(
+                f"Poloniex rejected the {parameter}: {message or 'invalid'} ({detail})",
+                parameter=parameter,
+                code=code,
+            )
+        if status >= 500:
+            raise RetryableError(f"{detail} (server error)", _retry_after(response))
+        raise PermanentError(f"Poloniex rejected the request: {detail}", code=code)
+
+    def server_time_ms(self) -> int:
+        """Server "now" in epoch ms (``GET /timestamp`` -> ``{"serverTime": ms}``)."""
+        body = self._get("/timestamp")
+        value = body.get("serverTime") if isinstance(body, dict) else None
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise RetryableError(f"GET {self.base_url}/timestamp returned no serverTime: {body!r}")
+        return value
+
+    def fetch_candles(
+        self,
+        symbol: str,
+        interval: Interval | str,
+        start_ms: int,
+        end_ms: int,
+        limit: int = MAX_LIMIT,
+    ) -> pd.DataFrame:
+        """Candles with open time in ``[start_ms, end_ms]`` (n <= limit rows, candle schema)."""
+        symbol = validate_symbol(symbol)
+        interval = Interval.parse(interval)
+        if not 1 <= limit <= MAX_LIMIT:
+            raise ValueError(f"limit must be in 1..{MAX_LIMIT}, got {limit}")
+        if start_ms > end_ms:
+            raise ValueError(f"startTime {start_ms} is after endTime {end_ms}")
+        params = {
+            "interval": interval.value,
+            "startTime": int(start_ms),
+            "endTime": int(end_ms),
+            "limit": int(limit),
+        }
+        rows = self._get(f"/markets/{symbol}/candles", params)
+        try:
+            return parse_candles(rows, interval, start_ms, end_ms)
+        except PageValidationError as exc:
+            raise PageValidationError(
+                f"{symbol} {interval.value} [{start_ms}, {end_ms}]: {exc}"
+            ) from exc
