@@ -1,0 +1,157 @@
+"""Checkpoint selection by validation loss, never by file time.
+
+Per model: the best epoch is the argmin of ``val_loss`` in its own history (ties: the earliest).
+A model with any NaN or infinite loss is *diverged*: listed, never chosen. The checkpoint of the
+chosen epoch is found by its epoch number and loaded with Keras' safe mode.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+HISTORY_COLUMNS: tuple[str, ...] = ("epoch", "loss", "val_loss")
+_CHECKPOINT_RE = re.compile(r"^epoch-(?P<epoch>\d{3,})-(?P<val_loss>[^/]+)\.keras$")
+
+
+class ModelStatus(StrEnum):
+    """Outcome of selection for one model."""
+
+    OK = "ok"
+    DIVERGED = "diverged"
+    NO_HISTORY = "no_history"
+
+
+class CheckpointMissingError(FileNotFoundError):
+    """The checkpoint of the chosen epoch is not on disk (the message names the file)."""
+
+
+@dataclass(frozen=True)
+class EpochChoice:
+    """The selected epoch of one model; ``best_epoch`` is None unless ``status`` is OK."""
+
+    model: str
+    status: ModelStatus
+    best_epoch: int | None
+    val_loss: float | None
+    loss: float | None
+    n_epochs: int
+
+    @property
+    def eligible(self) -> bool:
+        """Whether this model may be scored and become champion."""
+        return self.status is ModelStatus.OK
+
+
+def validate_history(history: pd.DataFrame) -> pd.DataFrame:
+    """Check a history ``(epochs, [epoch, loss, val_loss])``; return it sorted by epoch."""
+    missing = [c for c in HISTORY_COLUMNS if c not in history.columns]
+    if missing:
+        raise ValueError(f"history lacks columns {missing} (has {list(history.columns)})")
+    out = history.loc[:, list(HISTORY_COLUMNS)].copy()
+    epochs = pd.to_numeric(out["epoch"], errors="coerce")
+    if epochs.isna().any() or (epochs < 1).any() or (epochs != epochs.round()).any():
+        raise ValueError("history epochs must be whole numbers from 1")
+    if epochs.duplicated().any():
+        raise ValueError(f"history has duplicate epochs {sorted(epochs[epochs.duplicated()])}")
+    out["epoch"] = epochs.astype("int64")
+    for col in ("loss", "val_loss"):
+        out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64")
+    return out.sort_values("epoch", kind="stable").reset_index(drop=True)
+
+
+def choose_best_epoch(model: str, history: pd.DataFrame) -> EpochChoice:
+    """Argmin of ``val_loss`` (ties: earliest epoch); any non-finite loss marks it diverged."""
+    h = validate_history(history)
+    if h.empty:
+        return EpochChoice(model, ModelStatus.NO_HISTORY, None, None, None, 0)
+    losses = h[["loss", "val_loss"]].to_numpy(dtype=np.float64)
+    if not np.isfinite(losses).all():
+        return EpochChoice(model, ModelStatus.DIVERGED, None, None, None, len(h))
+    best = int(np.argmin(h["val_loss"].to_numpy()))  # numpy argmin returns the first minimum
+    row = h.iloc[best]
+    return EpochChoice(
+        model=model,
+        status=ModelStatus.OK,
+        best_epoch=int(row["epoch"]),
+        val_loss=float(row["val_loss"]),
+        loss=float(row["loss"]),
+        n_epochs=len(h),
+    )
+
+
+def checkpoint_name(epoch: int, val_loss: float) -> str:
+    """The run store's checkpoint file name, e.g. ``epoch-003-0.000123.keras``."""
+    return f"epoch-{epoch:03d}-{val_loss:.6f}.keras"
+
+
+def parse_checkpoint_name(name: str) -> tuple[int, str] | None:
+    """``epoch-003-0.000123.keras`` -> ``(3, "0.000123")``; None when the name does not match."""
+    m = _CHECKPOINT_RE.match(name)
+    if m is None:
+        return None
+    return int(m.group("epoch")), m.group("val_loss")
+
+
+def scan_checkpoints(checkpoint_dir: Path) -> dict[int, Path]:
+    """Epoch -> checkpoint path, from the file names in ``checkpoint_dir`` (not their times)."""
+    found: dict[int, Path] = {}
+    if not checkpoint_dir.is_dir():
+        return found
+    for path in sorted(checkpoint_dir.iterdir()):
+        parsed = parse_checkpoint_name(path.name)
+        if parsed is not None and path.is_file():
+            epoch = parsed[0]
+            if epoch in found:
+                raise ValueError(f"two checkpoints for epoch {epoch}: {found[epoch]} and {path}")
+            found[epoch] = path
+    return found
+
+
+def checkpoint_for_epoch(checkpoints: Mapping[int, Path], epoch: int, checkpoint_dir: Path) -> Path:
+    """The checkpoint file of ``epoch``; raise :class:`CheckpointMissingError` naming the file."""
+    path = checkpoints.get(epoch)
+    if path is None:
+        expected = checkpoint_dir / f"epoch-{epoch:03d}-<val_loss>.keras"
+        have = ", ".join(str(e) for e in sorted(checkpoints)) or "none"
+        raise CheckpointMissingError(
+            f"checkpoint for epoch {epoch} not found: expected {expected} (epochs on disk: {have})"
+        )
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointMissingError(f"checkpoint for epoch {epoch} not found: {path}")
+    return path
+
+
+def load_checkpoint(path: Path) -> Any:
+    """Load a ``.keras`` checkpoint with ``safe_mode=True`` (no lambdas, no pickles)."""
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"refusing to load {path}: only native .keras checkpoints are loaded")
+    if not path.is_file():
+        raise CheckpointMissingError(f"checkpoint not found: {path}")
+    try:  # the zoo registers its custom layers, if any, on import
+        import tasks.zoo  # noqa: F401
+    except ImportError:
+        pass
+    import keras
+
+    return keras.saving.load_model(path, compile=False, safe_mode=True)
+
+
+def choose_champion(candidates: Mapping[str, float]) -> str | None:
+    """The model with the lowest finite validation score (ties: first in mapping order)."""
+    best: tuple[float, str] | None = None
+    for name, score in candidates.items():
+        if score is None or not np.isfinite(score):
+            continue
+        if best is None or score < best[0]:
+            best = (float(score), name)
+    return None if best is None else best[1]
