@@ -24,7 +24,9 @@ LAST = np.array([10.0, 19.0])
 
 
 def test_forecast_metrics_by_hand():
-    m = forecast_metrics(ACTUAL, PREDICTED, LAST, actual_scaled=ACTUAL / 10, predicted_scaled=PREDICTED / 10)
+    m = forecast_metrics(
+        ACTUAL, PREDICTED, LAST, actual_scaled=ACTUAL / 10, predicted_scaled=PREDICTED / 10
+    )
     # errors: [[0, 0], [0, 2]]
     assert m.n_windows == 2
     assert m.mse == pytest.approx(4 / 4)
@@ -44,7 +46,9 @@ def test_forecast_metrics_by_hand():
 
 def test_persistence_has_zero_skill_and_no_direction_hits():
     persistence = np.repeat(LAST[:, None], 2, axis=1)
-    m = forecast_metrics(ACTUAL, persistence, LAST, actual_scaled=ACTUAL, predicted_scaled=persistence)
+    m = forecast_metrics(
+        ACTUAL, persistence, LAST, actual_scaled=ACTUAL, predicted_scaled=persistence
+    )
     assert m.skill == pytest.approx(0.0)
     assert m.direction_accuracy == pytest.approx(0.0)
 
@@ -65,9 +69,13 @@ def test_direction_and_mape_edge_cases():
 
 def test_shapes_are_checked():
     with pytest.raises(ValueError, match=r"\(n, K\)"):
-        forecast_metrics(ACTUAL, PREDICTED[:, :1], LAST, actual_scaled=ACTUAL, predicted_scaled=PREDICTED)
+        forecast_metrics(
+            ACTUAL, PREDICTED[:, :1], LAST, actual_scaled=ACTUAL, predicted_scaled=PREDICTED
+        )
     with pytest.raises(ValueError, match="last_close"):
-        forecast_metrics(ACTUAL, PREDICTED, LAST[:1], actual_scaled=ACTUAL, predicted_scaled=PREDICTED)
+        forecast_metrics(
+            ACTUAL, PREDICTED, LAST[:1], actual_scaled=ACTUAL, predicted_scaled=PREDICTED
+        )
     with pytest.raises(ValueError, match="no windows"):
         empty = np.zeros((0, 2))
         forecast_metrics(empty, empty, np.zeros(0), actual_scaled=empty, predicted_scaled=empty)
@@ -88,7 +96,9 @@ def test_target_channel_handles_cnn_and_recurrent_outputs():
 
 def test_inverse_scaling_round_trips():
     rng = np.random.default_rng(0)
-    raw = np.column_stack([rng.uniform(100, 20000, 50), rng.uniform(0, 5, 50), rng.uniform(1, 2, 50)])
+    raw = np.column_stack(
+        [rng.uniform(100, 20000, 50), rng.uniform(0, 5, 50), rng.uniform(1, 2, 50)]
+    )
     scaler = MinMaxScaler().fit(raw)
     scaled = scaler.transform(raw)
     for target in range(3):
