@@ -178,28 +178,43 @@ def parse_candles(
     ``[start_ms, end_ms]`` and strictly increasing; ``closeTime == startTime + interval - 1``.
     Raises :class:`PageValidationError` naming the first problem.
     """
+    return candles_frame([parse_candle_arrays(rows, interval, start_ms, end_ms)])
+
+
+def candles_frame(pages: list[dict[str, np.ndarray]]) -> pd.DataFrame:
+    """Concatenate parsed pages (each column (n_i,)) into one candle-schema frame (sum n_i rows)."""
+    pages = [p for p in pages if len(p["open_time"])]
+    if not pages:
+        return empty_candles()
+    columns = {c: np.concatenate([p[c] for p in pages]) for c in pages[0]}
+    return cast_candles(pd.DataFrame(columns, copy=False))
+
+
+def parse_candle_arrays(
+    rows: Any,
+    interval: Interval | str,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+) -> dict[str, np.ndarray]:
+    """Validate v3 candle rows (n, 14) into candle-schema columns, each (n,), times as epoch ms.
+
+    The fast path of :func:`parse_candles` (no DataFrame per page); same checks.
+    """
     interval = Interval.parse(interval)
     step = interval.ms
     if not isinstance(rows, list):
         raise _fail(f"expected a list of {N_FIELDS}-field rows, got {_describe_payload(rows)}")
-    if not rows:
-        return empty_candles()
     for i, row in enumerate(rows):
         if not isinstance(row, list) or len(row) != N_FIELDS:
-            got = len(row) if isinstance(row, list) else type(row).__name__
-            raise _fail(f"row {i} has {got} fields, expected {N_FIELDS} (a legacy-format row?)")
-    table = np.array(rows, dtype=object)  # (n, 14)
-    floats = _as_numbers(table, _FLOAT_FIELDS, np.float64)
-    ints = _as_numbers(table, _INT_FIELDS, np.int64)
+            got = f"{len(row)} fields" if isinstance(row, list) else f"a {type(row).__name__}"
+            raise _fail(f"row {i} has {got}, expected {N_FIELDS} fields (a legacy-format row?)")
+    table = np.array(rows, dtype=object).reshape(len(rows), N_FIELDS)  # (n, 14)
+    floats = _as_floats(table[:, _FLOAT_FIELDS])
+    ints = _as_ints(table[:, _INT_FIELDS])
     low, high, open_, close, amount, quantity, buy_amount, buy_qty, _wavg = floats.T
     trades, _ts, start, close_time = ints.T
-    if not np.isfinite(floats).all():
-        bad = int(np.argmax(~np.isfinite(floats).all(axis=1)))
-        raise _fail(f"row {bad} has a non-finite number")
-    bad_interval = table[:, _INTERVAL] != interval.value
-    if bad_interval.any():
-        i = int(np.argmax(bad_interval))
-        raise _fail(f"row {i} has interval {table[i, _INTERVAL]!r}, requested {interval.value}")
+    _check(np.isfinite(floats).all(axis=1), "a number is not finite")
+    _check(table[:, _INTERVAL] == interval.value, f"interval is not the requested {interval.value}")
     _check(
         (low <= open_) & (low <= close) & (open_ <= high) & (close <= high),
         "prices out of order (need low <= open, close <= high)",
@@ -212,37 +227,41 @@ def parse_candles(
         _check(start >= start_ms, f"open time before the requested startTime {start_ms}")
     if end_ms is not None:
         _check(start <= end_ms, f"open time after the requested endTime {end_ms}")
-    if len(start) > 1 and not (np.diff(start) > 0).all():
-        i = int(np.argmax(np.diff(start) <= 0)) + 1
-        raise _fail(f"row {i}: open times not strictly increasing")
-    frame = pd.DataFrame(
-        {
-            "open_time": start,
-            "open": open_,
-            "high": high,
-            "low": low,
-            "close": close,
-            "volume_base": quantity,
-            "volume_quote": amount,
-            "trade_count": trades,
-            "close_time": close_time,
-        }
-    )
-    return cast_candles(frame)
+    if len(start) > 1:
+        steps = np.diff(start) > 0
+        if not steps.all():
+            raise _fail(f"row {int(np.argmax(~steps)) + 1}: open times not strictly increasing")
+    return {
+        "open_time": start,
+        "open": open_,
+        "high": high,
+        "low": low,
+        "close": close,
+        "volume_base": quantity,
+        "volume_quote": amount,
+        "trade_count": trades,
+        "close_time": close_time,
+    }
 
 
-def _as_numbers(table: np.ndarray, columns: list[int], dtype: type) -> np.ndarray:
-    """Columns of an object table (n, 14) as numbers (n, len(columns)); bools/None rejected."""
-    block = table[:, columns]
-    for j, col in enumerate(columns):
-        kinds = {type(v) for v in block[:, j]}
-        allowed = {str, float, int} if dtype is np.float64 else {int}
-        if not kinds <= allowed:
-            raise _fail(f"field {col} holds {sorted(k.__name__ for k in kinds - allowed)}")
+def _as_floats(block: np.ndarray) -> np.ndarray:
+    """Object block (n, k) of numeric strings/numbers -> float64 (n, k)."""
     try:
-        return block.astype(dtype)
+        return block.astype(np.float64)
     except (ValueError, TypeError, OverflowError) as exc:
-        raise _fail(f"a field is not a number ({exc})") from None
+        raise _fail(f"a price or volume is not a number ({exc})") from None
+
+
+def _as_ints(block: np.ndarray) -> np.ndarray:
+    """Object block (n, k) of JSON integers -> int64 (n, k); strings, floats and bools rejected."""
+    for j in range(block.shape[1]):
+        for v in block[:, j]:
+            if type(v) is not int:
+                raise _fail(f"{v!r} where an integer count or time is expected")
+    try:
+        return block.astype(np.int64)
+    except OverflowError as exc:
+        raise _fail(f"an integer is out of range ({exc})") from None
 
 
 def _check(ok: np.ndarray, what: str) -> None:
@@ -365,6 +384,17 @@ class PoloniexClient:
         limit: int = MAX_LIMIT,
     ) -> pd.DataFrame:
         """Candles with open time in ``[start_ms, end_ms]`` (n <= limit rows, candle schema)."""
+        return candles_frame([self.fetch_candle_arrays(symbol, interval, start_ms, end_ms, limit)])
+
+    def fetch_candle_arrays(
+        self,
+        symbol: str,
+        interval: Interval | str,
+        start_ms: int,
+        end_ms: int,
+        limit: int = MAX_LIMIT,
+    ) -> dict[str, np.ndarray]:
+        """One validated page as columns (n,) with times in epoch ms (see :func:`candles_frame`)."""
         symbol = validate_symbol(symbol)
         interval = Interval.parse(interval)
         if not 1 <= limit <= MAX_LIMIT:
@@ -379,7 +409,7 @@ class PoloniexClient:
         }
         rows = self._get(f"/markets/{symbol}/candles", params)
         try:
-            return parse_candles(rows, interval, start_ms, end_ms)
+            return parse_candle_arrays(rows, interval, start_ms, end_ms)
         except PageValidationError as exc:
             raise PageValidationError(
                 f"{symbol} {interval.value} [{start_ms}, {end_ms}]: {exc}"
