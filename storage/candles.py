@@ -94,6 +94,8 @@ _MONTH_RE = re.compile(r"^month=(\d{2})$")
 _VALUE_COLUMNS = tuple(c for c in CANDLE_COLUMNS if c != "open_time")
 
 Month = tuple[int, int]  # (year, month)
+_EARLIEST_MS = 946_684_800_000  # 2000-01-01: earlier open times are a unit mistake
+_LATEST_MS = 4_102_444_800_000  # 2100-01-01
 
 
 class StoreLockedError(TimeoutError):
@@ -173,6 +175,10 @@ def validate_candles(candles: pd.DataFrame, interval: Interval) -> pd.DataFrame:
     for col in ("open_time", "close_time"):
         if col in candles.columns and candles[col].isna().any():
             raise ValueError(f"candles have missing {col}")
+    if "trade_count" in candles.columns and pd.api.types.is_float_dtype(candles["trade_count"]):
+        tc = candles["trade_count"].to_numpy(dtype=np.float64)
+        if not (np.isfinite(tc) & (tc == np.round(tc))).all():
+            raise ValueError("candles have a missing or fractional trade_count")
     try:
         df = cast_candles(candles)
     except (TypeError, ValueError, OverflowError) as exc:
@@ -198,6 +204,12 @@ def validate_candles(candles: pd.DataFrame, interval: Interval) -> pd.DataFrame:
             bad = df["open_time"].iloc[int(np.argmax(mask))]
             raise ValueError(f"candle at {bad} is inconsistent: {what}")
     open_ms = to_ms(df["open_time"])
+    implausible = (open_ms < _EARLIEST_MS) | (open_ms >= _LATEST_MS)
+    if implausible.any():
+        bad = df["open_time"].iloc[int(np.argmax(implausible))]
+        raise ValueError(
+            f"candle open_time {bad} is outside 2000..2100: epoch seconds passed as milliseconds?"
+        )
     off_grid = open_ms % interval.ms != 0
     if off_grid.any():
         bad = df["open_time"].iloc[int(np.argmax(off_grid))]
@@ -258,6 +270,14 @@ def _read_partition(path: Path, columns: list[str] | None = None) -> pa.Table:
         if [(f.name, f.type) for f in table.schema] != [(f.name, f.type) for f in expected]:
             raise ValueError(f"candle partition {path} has schema {table.schema}, not the store's")
     return table
+
+
+def _metadata(path: Path) -> pq.FileMetaData:
+    """Parquet footer of one partition (no data pages read); ``ValueError`` naming the file."""
+    try:
+        return pq.read_metadata(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise ValueError(f"unreadable candle partition {path}: {exc}") from exc
 
 
 def _frame_to_table(df: pd.DataFrame) -> pa.Table:
@@ -603,7 +623,7 @@ class CandleStore:
         series = self.series_dir(symbol, interval)
         parts = []
         for month, path in self._months(series).items():
-            md = pq.ParquetFile(path).metadata
+            md = _metadata(path)
             groups = []
             for g in range(md.num_row_groups):
                 rg = md.row_group(g)
@@ -628,7 +648,7 @@ class CandleStore:
 
 def _max_open_time_ms(path: Path) -> int | None:
     """Largest open_time (ms) in one partition, from row-group statistics when present."""
-    md = pq.ParquetFile(path).metadata
+    md = _metadata(path)
     if md.num_rows == 0:
         return None
     col = md.schema.names.index("open_time")

@@ -236,6 +236,10 @@ def _bad_frames() -> dict[str, pd.DataFrame]:
     df = good.copy()
     df.loc[3, "volume_quote"] = -1.0
     out["negative volume"] = df
+    secs = good.open_time.astype("int64") // 1000 // 1000  # epoch seconds, not ms
+    grid = secs - secs % 300
+    out["outside 2000..2100"] = good.assign(open_time=grid, close_time=grid + M5.ms - 1)
+    out["fractional trade_count"] = good.assign(trade_count=good.trade_count + 0.5)
     return out
 
 
@@ -428,8 +432,54 @@ def test_stale_temp_files_are_never_read_and_cleaned_on_append(store: CandleStor
 def test_last_open_time_reads_only_newest_partition(store: CandleStore) -> None:
     src = poloniex_5m()
     store.append(SYM, M5, src)
-    store.partitions(SYM, M5)[0].write_bytes(b"garbage")  # July unreadable
+    july, aug = store.partitions(SYM, M5)
+    july.write_bytes(b"garbage")  # July unreadable: not needed
     assert store.last_open_time(SYM, M5) == src.open_time.iloc[-1]
+    aug.write_bytes(b"garbage")  # the newest partition is what it reads
+    with pytest.raises(ValueError, match="unreadable candle partition"):
+        store.last_open_time(SYM, M5)
+
+
+_APPENDER = textwrap.dedent(
+    """
+    import sys
+    import pandas as pd
+    from storage.candles import CandleStore
+    src = pd.read_parquet(sys.argv[2])
+    store = CandleStore(sys.argv[1])
+    for lo in range(0, len(src), 250):  # pages of 300 overlapping by 50, crossing a month
+        store.append("BTC_USDT", "MINUTE_5", src.iloc[lo : lo + 300])
+        print(lo, flush=True)
+    """
+)
+
+
+@pytest.mark.slow
+def test_kill_9_during_appends_leaves_a_loadable_prefix(store: CandleStore, tmp_path: Path) -> None:
+    src = poloniex_5m()
+    aug = int(np.searchsorted(src.open_time, pd.Timestamp("2017-08-01", tz="UTC")))
+    src = src.iloc[aug - 2000 : aug + 1000].reset_index(drop=True)
+    feed = tmp_path / "feed.parquet"
+    src.to_parquet(feed)
+    for kill_after in (3, 7, 9):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _APPENDER, str(store.root), str(feed)],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(kill_after):
+            proc.stdout.readline()
+        proc.kill()  # SIGKILL, mid-flight
+        proc.wait(timeout=30)
+        proc.stdout.close()
+        loaded = store.load(SYM, M5)
+        assert len(loaded) > 0
+        pd.testing.assert_frame_equal(loaded, src.iloc[: len(loaded)], check_exact=True)
+    r = store.append(SYM, M5, src)  # the re-run completes it exactly, cleaning any temp file
+    assert r.added == len(src) - len(loaded)
+    pd.testing.assert_frame_equal(store.load(SYM, M5), src, check_exact=True)
+    assert not list(store.root.rglob("*.tmp"))
 
 
 # --- locking -------------------------------------------------------------------------------------
@@ -470,3 +520,29 @@ def test_lock_conflict_between_two_processes(store: CandleStore) -> None:
     with store.lock(SYM, M5, timeout=5):  # released when the holder exits
         r = store.append(SYM, M5, synthetic("2024-03-01", 3))  # re-entrant in one thread
     assert r.added == 3
+
+
+def test_lock_conflict_between_threads_and_reentrance(store: CandleStore) -> None:
+    import threading
+
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store.lock(SYM, M5):
+            held.set()
+            release.wait(10)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    try:
+        assert held.wait(10)
+        with pytest.raises(StoreLockedError, match="another ingest of BTC_USDT MINUTE_5"):
+            with store.lock(SYM, M5, timeout=0.1):
+                pass
+    finally:
+        release.set()
+        t.join(10)
+    with store.lock(SYM, M5, timeout=1), store.lock(SYM, M5, timeout=1):
+        assert store.append(SYM, M5, synthetic("2024-03-01", 2)).added == 2
+    with store.lock(SYM, M5, timeout=1):  # fully released after nesting
+        pass
