@@ -15,15 +15,20 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import numpy as np
 import orjson
 import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from storage.candles import CandleStore
 from storage.schema import Interval, cast_candles, empty_candles, validate_symbol
 
 DEFAULT_BASE_URL = "https://api.poloniex.com"
@@ -414,3 +419,219 @@ class PoloniexClient:
             raise PageValidationError(
                 f"{symbol} {interval.value} [{start_ms}, {end_ms}]: {exc}"
             ) from exc
+
+
+# ----------------------------------------------------------------------------- planning
+
+
+def month_starts_ms(start_ms: int, end_ms: int) -> list[int]:
+    """Epoch ms of each UTC month start strictly after ``start_ms`` and not after ``end_ms``."""
+    first = np.datetime64(int(start_ms), "ms").astype("datetime64[M]") + 1
+    last = np.datetime64(int(end_ms), "ms").astype("datetime64[M]")
+    if last < first:
+        return []
+    months = np.arange(first, last + 1).astype("datetime64[ms]").astype(np.int64)
+    return [int(m) for m in months]
+
+
+def plan_batches(
+    start_ms: int,
+    end_ms: int,
+    interval: Interval | str,
+    limit: int = MAX_LIMIT,
+    min_candles: int = 5_000,
+) -> list[list[tuple[int, int]]]:
+    """Page windows of ``[start_ms, end_ms]`` grouped into commit batches of whole UTC months.
+
+    No page crosses a month boundary, so a batch's append rewrites only its own months; a batch
+    spans as many whole months as it takes to hold ``min_candles`` (one month at 5 minutes,
+    several at an hour). Returns batches (b,) of pages (p_i,) of inclusive ``(start, end)`` ms.
+    """
+    iv = Interval.parse(interval)
+    if end_ms < start_ms:
+        return []
+    edges = [int(start_ms), *month_starts_ms(start_ms, end_ms), int(end_ms) + 1]
+    batches: list[list[tuple[int, int]]] = []
+    current: list[tuple[int, int]] = []
+    span = 0
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        pages = page_ranges(lo, hi - 1, iv, limit) if hi - 1 >= lo else []
+        current.extend(pages)
+        span += (hi - lo) // iv.ms
+        if span >= min_candles:
+            batches.append(current)
+            current, span = [], 0
+    if current:
+        batches.append(current)
+    return [b for b in batches if b]
+
+
+# ----------------------------------------------------------------------------- Prefect tasks
+
+
+class PageBatch:
+    """Pages of one commit batch and the ones fetched so far (kept across Prefect retries).
+
+    A plain class on purpose: Prefect hands the same object to every retry of
+    :func:`fetch_pages`, so a retry resumes at the page that failed instead of starting over.
+    """
+
+    def __init__(self, pages: list[tuple[int, int]]) -> None:
+        self.pages = list(pages)
+        self.fetched: list[dict[str, np.ndarray]] = []
+
+    @property
+    def remaining(self) -> list[tuple[int, int]]:
+        """Pages not fetched yet, in order."""
+        return self.pages[len(self.fetched) :]
+
+    def frame(self) -> pd.DataFrame:
+        """The fetched pages as one candle-schema frame (n rows)."""
+        return candles_frame(self.fetched)
+
+
+def retry_unless_permanent(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect ``retry_condition_fn``: retry every failure except a :class:`PermanentError`."""
+    exc = state.data if isinstance(getattr(state, "data", None), BaseException) else None
+    if exc is None:
+        try:
+            state.result(raise_on_failure=True)
+        except BaseException as raised:  # noqa: BLE001 - we only classify it
+            exc = raised
+    return is_retryable(exc)
+
+
+@task(
+    name="fetch-pages",
+    retries=4,
+    retry_delay_seconds=[1.0, 4.0, 15.0, 60.0],
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_unless_permanent,
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
+def fetch_pages(
+    client: PoloniexClient,
+    symbol: str,
+    interval: Interval,
+    batch: PageBatch,
+    on_page: Callable[[str, int], None] | None = None,
+) -> int:
+    """Fetch the batch's remaining pages, in order, into ``batch``; return candles fetched.
+
+    The retried unit is the page that failed: earlier pages of the batch stay in ``batch``.
+    """
+    for start_ms, end_ms in batch.remaining:
+        page = client.fetch_candle_arrays(symbol, interval, start_ms, end_ms)
+        batch.fetched.append(page)
+        if on_page is not None:
+            on_page(symbol, len(page["open_time"]))
+    return sum(len(p["open_time"]) for p in batch.fetched)
+
+
+@dataclass
+class SeriesOutcome:
+    """What one ingest of one series did (small: goes into the flow result and the artifact)."""
+
+    symbol: str
+    interval: str
+    added: int = 0
+    first_new: str | None = None
+    last_new: str | None = None
+    stored_until: str | None = None
+    resumed_from: str | None = None
+    pages: int = 0
+    batches_committed: int = 0
+    gaps: int = 0
+    missing: int = 0
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+
+def _iso(ms: int | pd.Timestamp | None) -> str | None:
+    if ms is None:
+        return None
+    ts = ms if isinstance(ms, pd.Timestamp) else pd.Timestamp(int(ms), unit="ms", tz="UTC")
+    return ts.isoformat()
+
+
+def resume_start_ms(
+    last_open: pd.Timestamp | None, interval: Interval, start_ms: int | None, default_ms: int
+) -> int:
+    """Where to start fetching: after the stored end (not before ``start_ms``), else ``start_ms``,
+    else ``default_ms`` (all epoch ms)."""
+    if last_open is not None:
+        after = int(last_open.value // 1_000_000) + interval.ms
+        return after if start_ms is None else max(after, int(start_ms))
+    return default_ms if start_ms is None else int(start_ms)
+
+
+@task(name="ingest-series", cache_policy=NO_CACHE, persist_result=False)
+def ingest_series(
+    client: PoloniexClient,
+    store: CandleStore,
+    symbol: str,
+    interval: Interval,
+    server_now_ms: int,
+    start_ms: int | None,
+    end_ms: int | None,
+    default_start_ms: int,
+    fetch: Any = None,
+    on_page: Callable[[str, int], None] | None = None,
+    on_plan: Callable[[str, int], None] | None = None,
+) -> SeriesOutcome:
+    """Fetch one series from the stored end to ``end_ms`` (or now) and commit it batch by batch.
+
+    Holds the store's per-series lock throughout. Each batch (whole months, see
+    :func:`plan_batches`) is fetched by ``fetch`` (:func:`fetch_pages` with the run's retry
+    options) and committed with one ``store.append`` before the next starts; when a fetch fails
+    for good, the pages it did fetch are committed first, so a re-run resumes right there.
+    """
+    fetch = fetch or fetch_pages
+    outcome = SeriesOutcome(symbol, interval.value)
+    with store.lock(symbol, interval):
+        last = store.last_open_time(symbol, interval)
+        begin = resume_start_ms(last, interval, start_ms, default_start_ms)
+        stop = min(server_now_ms, end_ms if end_ms is not None else server_now_ms)
+        batches = plan_batches(begin, stop, interval)
+        outcome.resumed_from = _iso(begin)
+        if on_plan is not None:
+            on_plan(symbol, sum(len(b) for b in batches))
+        for pages in batches:
+            batch = PageBatch(pages)
+            try:
+                fetch(client, symbol, interval, batch, on_page)
+            except Exception as exc:
+                outcome.error = f"{type(exc).__name__}: {exc}"
+            _commit(store, symbol, interval, batch, server_now_ms, outcome)
+            if outcome.failed:
+                break
+        final = store.last_open_time(symbol, interval)
+        outcome.stored_until = _iso(final)
+        gaps = store.gaps(symbol, interval)
+        outcome.gaps, outcome.missing = len(gaps), int(gaps["missing"].sum())
+    return outcome
+
+
+def _commit(
+    store: CandleStore,
+    symbol: str,
+    interval: Interval,
+    batch: PageBatch,
+    server_now_ms: int,
+    outcome: SeriesOutcome,
+) -> None:
+    """Append the fetched pages of ``batch`` and account for them in ``outcome``."""
+    outcome.pages += len(batch.fetched)
+    if not batch.fetched:
+        return
+    result = store.append(symbol, interval, batch.frame(), server_now_ms=server_now_ms)
+    outcome.batches_committed += 1
+    outcome.added += result.added
+    if result.first_new is not None and outcome.first_new is None:
+        outcome.first_new = _iso(result.first_new)
+    if result.last_new is not None:
+        outcome.last_new = _iso(result.last_new)
