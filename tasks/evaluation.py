@@ -1,0 +1,313 @@
+"""Score a training run: pick each model's epoch by val_loss, score models and baselines on the
+same windows, choose the champion on validation, then (``honest``) score on the test windows.
+
+Phase 1 sees only the training and validation windows; the champion is fixed there. Phase 2
+reads the evaluation windows once: ``test`` under ``honest``; under ``seed`` the tutorial's
+"test" score, which is measured on the validation windows (its leak, reproduced and labelled).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from storage.layout import DataLayout
+from storage.runs import RunStore, validate_name
+from tasks.baselines import (
+    Baseline,
+    fit_linear,
+    lag_forecast,
+    linear_forecast,
+    persistence_forecast,
+)
+from tasks.metrics import ForecastMetrics, forecast_metrics, inverse_target, target_channel
+from tasks.selection import (
+    EpochChoice,
+    ModelStatus,
+    checkpoint_for_epoch,
+    choose_best_epoch,
+    choose_champion,
+    load_checkpoint,
+)
+
+PREDICT_BATCH = 2048
+
+
+class EntryKind:
+    """Leaderboard entry kinds."""
+
+    MODEL = "model"
+    BASELINE = "baseline"
+
+
+@dataclass
+class EntryScore:
+    """One leaderboard entry: a zoo model at its chosen epoch, or a baseline."""
+
+    name: str
+    kind: str
+    status: str
+    best_epoch: int | None = None
+    n_epochs: int | None = None
+    history_val_loss: float | None = None
+    checkpoint: str | None = None
+    validation: ForecastMetrics | None = None
+    evaluation: ForecastMetrics | None = None
+
+
+@dataclass
+class Forecast:
+    """Forecasts of one entry on the evaluation windows, price units: times ``(n, K)`` epoch ms,
+    actual and predicted ``(n, K)``."""
+
+    name: str
+    output_times: np.ndarray
+    actual: np.ndarray
+    predicted: np.ndarray
+
+
+@dataclass
+class RunEvaluation:
+    """Everything the report shows about one run (small, apart from ``champion_forecast``)."""
+
+    run_id: str
+    protocol: str
+    eval_split: str
+    meta: dict[str, Any]
+    entries: list[EntryScore]
+    champion: str | None
+    histories: dict[str, pd.DataFrame] = field(default_factory=dict)
+    champion_forecast: Forecast | None = None
+
+    def entry(self, name: str) -> EntryScore:
+        """The entry called ``name``."""
+        for e in self.entries:
+            if e.name == name:
+                return e
+        raise KeyError(name)
+
+
+def resolve_run(store: RunStore, run_id: str | None) -> str:
+    """``run_id`` if it exists, else the latest run when None; ``ValueError`` otherwise."""
+    if run_id is None or run_id == "":
+        latest = store.latest_run()
+        if latest is None:
+            raise ValueError(f"no training runs under {store.root}; train the zoo first")
+        return latest
+    validate_name(run_id, "run id")
+    if store.read_run(run_id) is None:
+        known = store.runs()[-5:]
+        hint = f"; recent runs: {', '.join(known)}" if known else "; there are no runs"
+        raise ValueError(f"unknown run {run_id!r} under {store.root}{hint}")
+    return run_id
+
+
+def resolve_dataset_path(layout: DataLayout, info: dict[str, Any]) -> Path:
+    """The run's window file: ``dataset_path`` (relative to the data dir) or by ``dataset_id``."""
+    raw = info.get("dataset_path")
+    if raw:
+        path = Path(raw)
+        if not path.is_absolute():
+            path = layout.root / path
+        if path.is_file():
+            return path
+    ds_id = info.get("dataset_id")
+    if ds_id:
+        from storage.windows import window_path
+
+        path = window_path(layout.windows, str(ds_id))
+        if path.is_file():
+            return path
+    raise ValueError(
+        f"the run's window file is missing (dataset_path={raw!r}, dataset_id={ds_id!r})"
+    )
+
+
+@dataclass
+class _Split:
+    """Scaled windows of one split and their target views."""
+
+    x: np.ndarray  # (n, N, F)
+    actual: np.ndarray  # (n, K) scaled target
+    last: np.ndarray  # (n,) scaled last input close
+    output_times: np.ndarray  # (n, K) epoch ms
+
+
+def _load_split(ds: Any, split: str, target: int) -> _Split:
+    x, y = ds.split_arrays(split)
+    _, out_times = ds.split_times(split)
+    return _Split(
+        x=np.asarray(x),
+        actual=target_channel(y, target),
+        last=np.asarray(x[:, -1, target], dtype=np.float64),
+        output_times=np.asarray(out_times, dtype=np.int64),
+    )
+
+
+def _scorer(ds: Any, target: int, n_features: int):
+    scaler = ds.scaler
+
+    def to_price(values: np.ndarray) -> np.ndarray:
+        return inverse_target(values, scaler, target, n_features)
+
+    def score(split: _Split, predicted_scaled: np.ndarray) -> ForecastMetrics:
+        return forecast_metrics(
+            to_price(split.actual),
+            to_price(predicted_scaled),
+            to_price(split.last),
+            actual_scaled=split.actual,
+            predicted_scaled=predicted_scaled,
+        )
+
+    return to_price, score
+
+
+def predict_target(model: Any, x: np.ndarray, target: int, horizon: int) -> np.ndarray:
+    """A Keras model's forecast of the target: ``(n, N, F)`` -> ``(n, K)`` scaled."""
+    raw = model.predict(x, batch_size=PREDICT_BATCH, verbose=0)
+    return target_channel(raw, target, horizon)
+
+
+def _baseline_predict(
+    name: Baseline, linear: Any, x: np.ndarray, target: int, k: int
+) -> np.ndarray:
+    if name is Baseline.PERSISTENCE:
+        return persistence_forecast(x, target, k)
+    if name is Baseline.LAG:
+        return lag_forecast(x, target, k)
+    return linear_forecast(linear, x, target)
+
+
+def _choices(store: RunStore, run_id: str, models: list[str]) -> dict[str, EpochChoice]:
+    return {m: choose_best_epoch(m, store.read_history(run_id, m)) for m in models}
+
+
+def evaluate_run(data_dir: str | Path | None, run_id: str | None = None) -> RunEvaluation:
+    """Select, score and rank every model of a run against the baselines (see module doc)."""
+    from tasks.windows import open_dataset
+
+    layout = DataLayout.at(data_dir)
+    store = RunStore(layout.runs)
+    run_id = resolve_run(store, run_id)
+    info = store.read_run(run_id) or {}
+    models = [str(m) for m in (info.get("models") or store.models(run_id))]
+    if not models:
+        raise ValueError(f"run {run_id!r} has no models")
+    dataset_path = resolve_dataset_path(layout, info)
+    ds = open_dataset(str(dataset_path))
+    attrs = ds.attrs
+    protocol = str(attrs.get("protocol", info.get("protocol", "honest")))
+    target = ds.target_feature
+    n_features = len(ds.features)
+    horizon = ds.future
+    eval_split = "test" if protocol == "honest" else "validation"
+    to_price, score = _scorer(ds, target, n_features)
+
+    histories = {m: store.read_history(run_id, m) for m in models}
+    choices = _choices(store, run_id, models)
+    if all(c.status is ModelStatus.NO_HISTORY for c in choices.values()):
+        raise ValueError(f"run {run_id!r} is empty: no model recorded a single epoch")
+
+    # ---- phase 1: training and validation windows only
+    x_train, y_train = ds.split_arrays("train")
+    if len(x_train) == 0:
+        raise ValueError(f"the window file {dataset_path} has no training windows")
+    linear = fit_linear(x_train, y_train, target)
+    del x_train, y_train
+    val = _load_split(ds, "validation", target)
+    if len(val.x) == 0:
+        raise ValueError(f"the window file {dataset_path} has no validation windows")
+
+    entries: list[EntryScore] = []
+    checkpoints: dict[str, Path] = {}
+    val_predictions: dict[str, np.ndarray] = {}
+    for m in models:
+        c = choices[m]
+        e = EntryScore(m, EntryKind.MODEL, c.status.value, c.best_epoch, c.n_epochs, c.val_loss)
+        if c.eligible and c.best_epoch is not None:
+            md = store.model(run_id, m)
+            path = checkpoint_for_epoch(md.checkpoints(), c.best_epoch, md.checkpoint_dir)
+            checkpoints[m] = path
+            e.checkpoint = str(path)
+            val_predictions[m] = predict_target(load_checkpoint(path), val.x, target, horizon)
+            e.validation = score(val, val_predictions[m])
+        entries.append(e)
+    for b in Baseline:
+        e = EntryScore(b.value, EntryKind.BASELINE, ModelStatus.OK.value)
+        val_predictions[b.value] = _baseline_predict(b, linear, val.x, target, horizon)
+        e.validation = score(val, val_predictions[b.value])
+        entries.append(e)
+
+    champion = choose_champion(
+        {
+            e.name: e.validation.mse_scaled
+            for e in entries
+            if e.kind == EntryKind.MODEL and e.validation is not None
+        }
+    )
+
+    # ---- phase 2: the evaluation windows, read once, after the champion is fixed
+    if eval_split == "validation":  # seed: the tutorial scored "test" on the validation windows
+        ev, eval_predictions = val, val_predictions
+    else:
+        ev = _load_split(ds, eval_split, target)
+        if len(ev.x) == 0:
+            raise ValueError(f"the window file {dataset_path} has no {eval_split} windows")
+        eval_predictions = {}
+        for e in entries:
+            if e.validation is None:
+                continue
+            if e.kind == EntryKind.MODEL:
+                net = load_checkpoint(checkpoints[e.name])
+                eval_predictions[e.name] = predict_target(net, ev.x, target, horizon)
+            else:
+                eval_predictions[e.name] = _baseline_predict(
+                    Baseline(e.name), linear, ev.x, target, horizon
+                )
+    for e in entries:
+        if e.name in eval_predictions:
+            e.evaluation = score(ev, eval_predictions[e.name])
+    champion_forecast = None
+    if champion is not None:
+        champion_forecast = Forecast(
+            name=champion,
+            output_times=ev.output_times,
+            actual=to_price(ev.actual),
+            predicted=to_price(eval_predictions[champion]),
+        )
+
+    meta = {
+        "run_id": run_id,
+        "protocol": protocol,
+        "eval_split": eval_split,
+        "dataset_id": attrs.get("dataset_id", info.get("dataset_id")),
+        "dataset_path": str(dataset_path),
+        "candle_fingerprint": attrs.get("candle_fingerprint"),
+        "symbol": attrs.get("symbol"),
+        "interval": attrs.get("interval"),
+        "past": ds.past,
+        "future": horizon,
+        "features": ds.features,
+        "target_feature": ds.features[target] if ds.features else target,
+        "code_version": attrs.get("code_version"),
+        "n_validation": int(len(val.x)),
+        "n_eval": int(len(ev.x)),
+        "train_flow_run_id": info.get("flow_run_id"),
+        "run_created": info.get("created"),
+        "models": models,
+    }
+    ds.close()
+    return RunEvaluation(
+        run_id=run_id,
+        protocol=protocol,
+        eval_split=eval_split,
+        meta=meta,
+        entries=entries,
+        champion=champion,
+        histories=histories,
+        champion_forecast=champion_forecast,
+    )
