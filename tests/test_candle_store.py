@@ -517,6 +517,7 @@ def test_lock_conflict_between_two_processes(store: CandleStore) -> None:
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)
+        holder.stdout.close()
     with store.lock(SYM, M5, timeout=5):  # released when the holder exits
         r = store.append(SYM, M5, synthetic("2024-03-01", 3))  # re-entrant in one thread
     assert r.added == 3
