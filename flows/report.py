@@ -35,13 +35,20 @@ def evaluate_run_task(data_dir: str, run_id: str | None) -> Any:
 
 @task(name="load-sweep", cache_policy=NO_CACHE)
 def load_sweep_task(data_dir: str, run_id: str) -> Any:
-    """The regularization sweep table of a run, if one was recorded (else None)."""
+    """The regularization sweep table for the report, if any (else None).
+
+    Looked for first in the run's own folder (``runs/<run-id>/*.csv``, ``sweep*/*.csv``), then
+    the newest ``runs/*/sweep*.csv`` of any run; only a CSV with the sweep's columns counts.
+    """
     import pandas as pd
 
     from tasks.figures import SWEEP_COLUMNS
 
-    run_dir = RunStore(DataLayout.at(data_dir).runs).run_dir(run_id)
-    for path in sorted([*run_dir.glob("*.csv"), *run_dir.glob("sweep*/*.csv")]):
+    store = RunStore(DataLayout.at(data_dir).runs)
+    run_dir = store.run_dir(run_id)
+    own = sorted([*run_dir.glob("*.csv"), *run_dir.glob("sweep*/*.csv")])
+    others = sorted(store.root.glob("*/sweep*.csv"), key=lambda p: p.parent.name, reverse=True)
+    for path in [*own, *others]:
         df = pd.read_csv(path)
         if all(c in df.columns for c in SWEEP_COLUMNS):
             return df

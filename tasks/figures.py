@@ -210,6 +210,7 @@ def horizon_error_figure(
     """RMSE per horizon step 1..K for each entry (``{name: (K,)}``)."""
     fig = _new_figure(10, 5)
     ax = fig.add_subplot()
+    drawn: list[float] = []
     for name, values in rmse_by_step.items():
         v = np.asarray(values, dtype=np.float64)
         if not np.isfinite(v).any():
@@ -217,12 +218,16 @@ def horizon_error_figure(
         steps = np.arange(1, v.size + 1)
         ls = "--" if name in {"persistence", "lag", "linear"} else "-"
         ax.plot(steps, v, ls=ls, marker=".", label=name)
+        drawn += [float(x) for x in v[np.isfinite(v) & (v > 0)]]
+    if drawn and max(drawn) / min(drawn) > 30:  # one bad model would flatten the rest
+        ax.set_yscale("log")
     unit = f" (1 step = {candle_minutes} min)" if candle_minutes else ""
     ax.set_title(f"Error by forecast step on the {split_label} windows")
     ax.set_xlabel(f"horizon step{unit}")
-    ax.set_ylabel(f"RMSE ({price_unit})")
+    log = ", log scale" if ax.get_yscale() == "log" else ""
+    ax.set_ylabel(f"RMSE ({price_unit}{log})")
     ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.grid(alpha=0.3)
+    ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize="small", ncol=2, title="dashed = baseline")
     return fig
 

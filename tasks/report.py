@@ -146,6 +146,9 @@ def _row(e: EntryScore, champion: str | None) -> dict[str, Any]:
 def leaderboard_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """The leaderboard as a DataFrame (list columns dropped), tutorial columns first."""
     df = pd.DataFrame([{k: v for k, v in r.items() if not isinstance(v, list)} for r in rows])
+    for col in ("layers", "best_epoch", "epochs"):
+        if col in df.columns:
+            df[col] = df[col].astype("Int64")  # whole numbers, blank when missing
     first = [c for c in LEADERBOARD_COLUMNS if c in df.columns]
     return df[first + [c for c in df.columns if c not in first]]
 
