@@ -339,8 +339,11 @@ class ReplayServer:
         return self
 
     def serve_forever(self) -> None:
-        """Serve in this thread until :meth:`stop` or Ctrl-C."""
-        self._httpd.serve_forever()
+        """Serve in this thread until Ctrl-C (or :meth:`stop` from another thread)."""
+        try:
+            self._httpd.serve_forever()
+        finally:
+            self._httpd.server_close()
 
     def stop(self) -> None:
         """Stop serving and close the socket."""

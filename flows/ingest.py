@@ -212,6 +212,7 @@ def ingest(
     retry_delays: list[float] | None = None,
     max_requests_per_second: float | None = None,
     timeout: float | None = None,
+    max_in_flight: int | None = None,
     progress: bool | None = None,
 ) -> list[dict[str, Any]]:
     """Append new closed candles of each symbol (in parallel) to the candle store.
@@ -228,6 +229,7 @@ def ingest(
     updates: dict[str, Any] = {
         "max_requests_per_second": max_requests_per_second,
         "timeout": timeout,
+        "max_in_flight": max_in_flight,
         "retries": retries,
         "retry_delays": retry_delays,
     }
@@ -269,6 +271,7 @@ def ingest(
                 fetch=unmapped(fetch),
                 on_page=unmapped(on_page),
                 on_plan=unmapped(on_plan),
+                in_flight=unmapped(settings.max_in_flight),
             )
             outcomes: list[SeriesOutcome] = []
             for name, future in zip(names, futures, strict=True):

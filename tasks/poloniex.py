@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,6 +102,12 @@ class PoloniexSettings(BaseSettings):
         "The API allows about 200/s for public market data.",
     )
     timeout: float = Field(10.0, gt=0, description="Seconds before one HTTP request times out.")
+    max_in_flight: int = Field(
+        4,
+        ge=1,
+        le=16,
+        description="Page requests of one series in flight at once (still rate-limited).",
+    )
     retries: int = Field(4, ge=0, description="Retries of one failed page fetch.")
     retry_delays: list[float] = Field(
         default_factory=lambda: [1.0, 4.0, 15.0, 60.0],
@@ -516,16 +524,38 @@ def fetch_pages(
     interval: Interval,
     batch: PageBatch,
     on_page: Callable[[str, int], None] | None = None,
+    in_flight: int = 1,
 ) -> int:
     """Fetch the batch's remaining pages, in order, into ``batch``; return candles fetched.
 
-    The retried unit is the page that failed: earlier pages of the batch stay in ``batch``.
+    Up to ``in_flight`` requests run at once (over the one keep-alive client, still under its
+    rate limit) so parsing overlaps the server's work; pages are kept in order, and on the
+    first failure nothing after the failed page is kept. The retried unit is therefore the page
+    that failed: earlier pages of the batch stay in ``batch`` across Prefect retries.
     """
-    for start_ms, end_ms in batch.remaining:
-        page = client.fetch_candle_arrays(symbol, interval, start_ms, end_ms)
-        batch.fetched.append(page)
-        if on_page is not None:
-            on_page(symbol, len(page["open_time"]))
+    remaining = iter(batch.remaining)
+    with ThreadPoolExecutor(max(1, in_flight), thread_name_prefix="fetch-page") as pool:
+        pending: deque[Future[dict[str, np.ndarray]]] = deque()
+
+        def fill() -> None:
+            while len(pending) < max(1, in_flight):
+                window = next(remaining, None)
+                if window is None:
+                    return
+                pending.append(pool.submit(client.fetch_candle_arrays, symbol, interval, *window))
+
+        fill()
+        while pending:
+            try:
+                page = pending.popleft().result()
+            except BaseException:
+                for later in pending:
+                    later.cancel()
+                raise
+            batch.fetched.append(page)
+            if on_page is not None:
+                on_page(symbol, len(page["open_time"]))
+            fill()
     return sum(len(p["open_time"]) for p in batch.fetched)
 
 
@@ -582,6 +612,7 @@ def ingest_series(
     fetch: Any = None,
     on_page: Callable[[str, int], None] | None = None,
     on_plan: Callable[[str, int], None] | None = None,
+    in_flight: int = 1,
 ) -> SeriesOutcome:
     """Fetch one series from the stored end to ``end_ms`` (or now) and commit it batch by batch.
 
@@ -603,7 +634,7 @@ def ingest_series(
         for pages in batches:
             batch = PageBatch(pages)
             try:
-                fetch(client, symbol, interval, batch, on_page)
+                fetch(client, symbol, interval, batch, on_page, in_flight)
             except Exception as exc:
                 outcome.error = f"{type(exc).__name__}: {exc}"
             _commit(store, symbol, interval, batch, server_now_ms, outcome)

@@ -1,0 +1,76 @@
+"""``cryptoflow replay``: serve a recorded candle file as a Poloniex v3 API on 127.0.0.1."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``cryptoflow replay``."""
+    parser.add_argument(
+        "--data",
+        required=True,
+        action="append",
+        metavar="FILE",
+        help="recorded candles: legacy Poloniex CSV, Bitfinex 1m/5m CSV(.gz) or a Parquet "
+        "store folder (repeat to concatenate, e.g. several yearly files)",
+    )
+    parser.add_argument("--symbol", default="BTC_USDT", help="market symbol served (BTC_USDT)")
+    parser.add_argument(
+        "--interval", default=None, help="candle interval of the data (default: inferred)"
+    )
+    parser.add_argument(
+        "--now", default=None, help="server clock, epoch ms or ISO (default: after the last candle)"
+    )
+    parser.add_argument(
+        "--faults",
+        default="",
+        help="fault plan, e.g. '3:429,5-6:reset' (kinds: 429 500 busy "
+        "reset slow truncated malformed; numbers count candle requests from 1)",
+    )
+    parser.add_argument("--port", type=int, default=0, help="TCP port (default: any free one)")
+    parser.add_argument(
+        "--slow-seconds", type=float, default=15.0, help="delay of a 'slow' fault (15)"
+    )
+    parser.add_argument(
+        "--retry-after", type=float, default=1.0, help="Retry-After of a '429' fault (1)"
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    """Load the data, serve until Ctrl-C; prints the URL first."""
+    import pandas as pd
+
+    from cryptoflow.replay import ReplayServer, load_recorded, parse_now
+
+    frames = [load_recorded(p, interval=args.interval, symbol=args.symbol) for p in args.data]
+    interval = args.interval or frames[0].attrs.get("interval")
+    candles = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    candles = candles.sort_values("open_time").drop_duplicates("open_time", keep="first")
+    server = ReplayServer(
+        candles,
+        symbol=args.symbol,
+        interval=interval,
+        now_ms=parse_now(args.now),
+        faults=args.faults,
+        port=args.port,
+        retry_after=args.retry_after,
+        slow_seconds=args.slow_seconds,
+    )
+    first, last = candles["open_time"].iloc[[0, -1]] if len(candles) else (None, None)
+    print(
+        f"replay: {server.url}  ({args.symbol} {server.interval.value}, {len(candles):,} candles "
+        f"{first} .. {last}; clock {pd.Timestamp(server.now_ms, unit='ms', tz='UTC')})",
+        flush=True,
+    )
+    print(
+        f"  cryptoflow ingest --base-url {server.url} --symbol {args.symbol} "
+        f"--interval {server.interval.value}",
+        flush=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("replay: stopped", file=sys.stderr)
+    return 0
