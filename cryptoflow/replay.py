@@ -120,7 +120,8 @@ def _finish(frame: pd.DataFrame, interval: Interval | str | None) -> pd.DataFram
 
 
 def _read_csv(path: Path, **kwargs: Any) -> pd.DataFrame:
-    return pd.read_csv(path, float_precision="round_trip", **kwargs)
+    """pandas >= 3 parses floats correctly rounded by default (the same doubles as ``float()``)."""
+    return pd.read_csv(path, **kwargs)
 
 
 def load_recorded(
@@ -243,20 +244,36 @@ def _render_rows(candles: pd.DataFrame, interval: Interval) -> list[bytes]:
     return out
 
 
-def _partial_row(candle: dict[str, Any], interval: Interval, now_ms: int) -> bytes:
-    """The still-open candle scaled to the elapsed fraction of its interval (scale rule)."""
-    start = int(candle["open_ms"])
-    f = (now_ms - start) / interval.ms
-    o = candle["open"]
-    low, high, close = (o + f * (candle[k] - o) for k in ("low", "high", "close"))
-    base, quote = candle["volume_base"] * f, candle["volume_quote"] * f
-    wavg = quote / base if base > 0 else close
-    row = [
-        repr(low), repr(high), repr(o), repr(close), repr(quote), repr(base), "0", "0",
-        int(candle["trade_count"] * f), now_ms, repr(wavg), interval.value, start,
-        start + interval.ms - 1,
-    ]  # fmt: skip
-    return orjson.dumps(row)
+class _Series:
+    """One symbol's candles (n rows), their open times (n,) and pre-rendered rows (n,)."""
+
+    def __init__(self, candles: pd.DataFrame, interval: Interval) -> None:
+        self.candles = cast_candles(candles)
+        self.interval = interval
+        self.open_ms = to_ms(self.candles["open_time"])
+        if len(self.open_ms) and (
+            (np.diff(self.open_ms) <= 0).any() or (self.open_ms % interval.ms).any()
+        ):
+            raise ValueError(f"candles must be sorted, unique and on the {interval} grid")
+        self.rows = _render_rows(self.candles, interval)
+        self.end_ms = int(self.open_ms[-1]) + interval.ms if len(self.open_ms) else 0
+
+    def partial(self, i: int, now_ms: int) -> bytes:
+        """Candle ``i``, still open at ``now_ms``, scaled to its elapsed fraction (scale rule)."""
+        record = self.candles.iloc[i]
+        start = int(self.open_ms[i])
+        f = (now_ms - start) / self.interval.ms
+        o = float(record["open"])
+        low, high, close = (o + f * (float(record[k]) - o) for k in ("low", "high", "close"))
+        base = float(record["volume_base"]) * f
+        quote = float(record["volume_quote"]) * f
+        wavg = quote / base if base > 0 else close
+        row = [
+            repr(low), repr(high), repr(o), repr(close), repr(quote), repr(base), "0", "0",
+            int(int(record["trade_count"]) * f), now_ms, repr(wavg), self.interval.value, start,
+            start + self.interval.ms - 1,
+        ]  # fmt: skip
+        return orjson.dumps(row)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -282,8 +299,9 @@ class _HTTPServer(ThreadingHTTPServer):
 class ReplayServer:
     """A Poloniex v3 stand-in on 127.0.0.1 over recorded candles, in a thread; a context manager.
 
-    ``candles`` is one series in the candle schema (n rows); ``now_ms`` defaults to just after
-    the last candle closes (everything closed).
+    ``candles`` is one series in the candle schema (n rows) served as ``symbol``; ``markets``
+    adds more symbols (same interval). ``now_ms`` defaults to just after the last candle closes
+    (everything closed).
     """
 
     def __init__(
@@ -297,18 +315,14 @@ class ReplayServer:
         *,
         retry_after: float = 1.0,
         slow_seconds: float = 15.0,
+        markets: dict[str, pd.DataFrame] | None = None,
     ) -> None:
         self.symbol = validate_symbol(symbol)
         self.interval = Interval.parse(interval or candles.attrs.get("interval") or "MINUTE_5")
-        candles = cast_candles(candles)
-        self._open_ms = to_ms(candles["open_time"])
-        if len(self._open_ms) and (
-            (np.diff(self._open_ms) <= 0).any() or (self._open_ms % self.interval.ms).any()
-        ):
-            raise ValueError(f"candles must be sorted, unique and on the {self.interval} grid")
-        self._candles = candles
-        self._rows = _render_rows(candles, self.interval)
-        last = int(self._open_ms[-1]) + self.interval.ms if len(self._open_ms) else 0
+        self._series: dict[str, _Series] = {}
+        for name, frame in {self.symbol: candles, **(markets or {})}.items():
+            self._series[validate_symbol(name)] = _Series(frame, self.interval)
+        last = max((s.end_ms for s in self._series.values()), default=0)
         self.now_ms = int(now_ms) if now_ms is not None else max(last, 1)
         self.retry_after = retry_after
         self.slow_seconds = slow_seconds
@@ -382,6 +396,7 @@ class ReplayServer:
         url = urlsplit(req.path)
         params = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         entry: dict[str, Any] = {"n": None, "method": method, "path": url.path, "params": params}
+        entry["client_port"] = req.client_address[1]
         entry["fault"] = None
         try:
             if url.path.startswith("/_replay/"):
@@ -458,7 +473,8 @@ class ReplayServer:
     ) -> tuple[int, bytes, int | None]:
         """(status, body, rows) of one candles request, with the real API's semantics."""
         symbol = path[len("/markets/") : -len("/candles")]
-        if symbol.upper() != self.symbol:
+        series = self._series.get(symbol)
+        if series is None:
             return 400, _error(24101, f"Invalid symbol: {symbol}"), None
         raw_interval = params.get("interval", "")
         try:
@@ -484,20 +500,12 @@ class ReplayServer:
         start = bounds.get("startTime")
         if start is not None and start > end:
             return 200, b"[]", 0
-        hi = int(np.searchsorted(self._open_ms, end, side="right"))
-        lo = int(np.searchsorted(self._open_ms, start, side="left")) if start is not None else 0
+        hi = int(np.searchsorted(series.open_ms, end, side="right"))
+        lo = int(np.searchsorted(series.open_ms, start, side="left")) if start is not None else 0
         lo = max(lo, hi - limit)
-        rows = self._rows[lo:hi]
-        if hi > lo and int(self._open_ms[hi - 1]) + self.interval.ms > now:
-            record = self._candles.iloc[hi - 1]
-            candle = {k: float(record[k]) for k in ("open", "high", "low", "close")}
-            candle |= {
-                "open_ms": int(self._open_ms[hi - 1]),
-                "volume_base": float(record["volume_base"]),
-                "volume_quote": float(record["volume_quote"]),
-                "trade_count": int(record["trade_count"]),
-            }
-            rows = [*rows[:-1], _partial_row(candle, self.interval, now)]
+        rows = series.rows[lo:hi]
+        if hi > lo and int(series.open_ms[hi - 1]) + self.interval.ms > now:
+            rows = [*rows[:-1], series.partial(hi - 1, now)]
         if broken and rows:
             rows = list(rows)
             mid = len(rows) // 2
