@@ -27,6 +27,7 @@ def prepare(
     scaler: str = "minmax",
     splits: list[float] | None = None,
     layout: str = "full",
+    drop_gaps: bool | None = None,
     data_dir: str | None = None,
 ) -> str:
     """Cut the stored candles into windows; returns the path of ``windows/<dataset-id>.h5``.
@@ -45,6 +46,7 @@ def prepare(
         scaler=scaler,
         splits=None if splits is None else tuple(splits),
         layout=layout,
+        drop_gaps=drop_gaps,
     )
     root = str(DataLayout.at(data_dir).root)
     fingerprint = candle_fingerprint_task(symbol, interval, root)

@@ -105,7 +105,7 @@ def _chunk_rows(row_bytes: int, n: int) -> int:
     return int(max(1, min(n, CHUNK_BYTES // max(1, row_bytes))))
 
 
-def _create(
+def create_chunked(
     f: h5py.File, name: str, shape: tuple[int, ...], dtype: Any, compress: bool
 ) -> h5py.Dataset:
     """A chunked (about 1 MiB), shuffled, gzip-1 dataset; empty datasets stay contiguous."""
@@ -125,7 +125,7 @@ def _create(
 
 
 def _put(f: h5py.File, name: str, data: np.ndarray, compress: bool = True) -> None:
-    ds = _create(f, name, data.shape, data.dtype, compress)
+    ds = create_chunked(f, name, data.shape, data.dtype, compress)
     if data.size:
         ds[...] = data
 
@@ -215,7 +215,7 @@ def _write_windows(
         ("original_outputs", original, past, future, (n_features,)),
     ]
     datasets = [
-        _create(f, name, (n, length, *tail), src.dtype, compress=True)
+        create_chunked(f, name, (n, length, *tail), src.dtype, compress=True)
         for name, src, _, length, tail in plan
     ]
     if n == 0:

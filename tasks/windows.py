@@ -113,6 +113,7 @@ class WindowSpec:
     scaler: ScalerKind = ScalerKind.MINMAX
     splits: tuple[float, ...] | None = None  # None: the protocol's default
     layout: Layout = Layout.FULL
+    drop_gaps: bool | None = None  # None: honest drops windows that span gaps, seed keeps them
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -128,6 +129,11 @@ class WindowSpec:
         set_(self, "layout", Layout(self.layout))
         set_(self, "stride", self._check_stride(self.stride))
         set_(self, "splits", self._check_splits(self.splits))
+        if self.drop_gaps is None:
+            set_(self, "drop_gaps", self.protocol is Protocol.HONEST)
+        elif self.protocol is Protocol.SEED and self.drop_gaps:
+            raise ValueError("drop_gaps: the seed protocol ignores gaps, as the tutorial did")
+        set_(self, "drop_gaps", bool(self.drop_gaps))
         if self.protocol is Protocol.SEED and self.scaler is not ScalerKind.MINMAX:
             raise ValueError("scaler: the seed protocol reproduces the tutorial's MinMax scaler")
 
@@ -238,11 +244,12 @@ def honest_row_bounds(n_rows: int, splits: tuple[float, ...]) -> list[tuple[int,
 
 
 def feature_matrix(
-    candles: pd.DataFrame, features: tuple[Feature, ...]
+    candles: pd.DataFrame, features: tuple[Feature, ...], interval_ms: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(values (n, F) float64, open times (n,) int64 ms) from typed candles, oldest first.
 
-    With ``log_return`` the first candle is dropped (it has no previous close).
+    With ``log_return`` the first candle is dropped (it has no previous close); with
+    ``interval_ms`` a log return across a gap is NaN (so no clean window uses it).
     """
     times = to_ms(candles["open_time"])
     if times.size > 1 and np.any(np.diff(times) <= 0):
@@ -253,6 +260,8 @@ def feature_matrix(
             close = candles["close"].to_numpy(dtype=np.float64)
             with np.errstate(divide="ignore", invalid="ignore"):
                 col = np.concatenate([[np.nan], np.diff(np.log(close))])
+            if interval_ms is not None:
+                col[1:][np.diff(times) != interval_ms] = np.nan
         else:
             col = candles[feat.value].to_numpy(dtype=np.float64)
         cols.append(col)
@@ -308,7 +317,7 @@ def check_length(n_rows: int, spec: WindowSpec) -> None:
 def plan_windows(candles: pd.DataFrame, interval: str | Interval, spec: WindowSpec) -> WindowPlan:
     """Features, scaler, window starts and splits for typed candles, per ``spec.protocol``."""
     interval = Interval.parse(interval)
-    values, times = feature_matrix(candles, spec.features)
+    values, times = feature_matrix(candles, spec.features, interval.ms if spec.drop_gaps else None)
     check_length(values.shape[0], spec)
     if spec.protocol is Protocol.SEED:
         return _plan_seed(values, times, spec)
@@ -342,7 +351,11 @@ def _plan_honest(
     row_bounds = honest_row_bounds(n, spec.splits)
     train_lo, train_hi = row_bounds[0]
     scaler = Scaler.fit(values[train_lo:train_hi], spec.scaler)
-    clean = clean_windows(np.diff(times) != interval.ms, np.isnan(values).any(axis=1), m)
+    bad_rows = np.isnan(values).any(axis=1)
+    if spec.drop_gaps:
+        clean = clean_windows(np.diff(times) != interval.ms, bad_rows, m)
+    else:  # gaps allowed; rows without a value (log return at the start) still never used
+        clean = clean_windows(np.zeros(max(0, n - 1), dtype=bool), bad_rows, m)
     candidates = np.arange(0, n - m + 1, spec.stride, dtype=np.int64)
     starts_parts, split_parts, dropped_gaps = [], [], 0
     in_some_split = np.zeros(candidates.size, dtype=bool)

@@ -484,3 +484,31 @@ def test_too_short_data_and_tiny_splits_rejected_before_writing(tmp_path):
     with pytest.raises(ValueError, match="splits"):
         write_windows(candles, "BTC_USDT", "MINUTE_5", WindowSpec(past=40, future=8), tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+def test_keep_gaps_option_keeps_every_window_inside_the_splits(tmp_path):
+    candles = bitfinex_5m_candles().iloc[:30_000]
+    m = 32
+    dropped = plan_windows(candles, "MINUTE_5", WindowSpec(past=24, future=8))
+    kept = plan_windows(candles, "MINUTE_5", WindowSpec(past=24, future=8, drop_gaps=False))
+    assert dropped.counts["dropped_gaps"] > 0 and kept.counts["dropped_gaps"] == 0
+    assert kept.counts["n_windows"] == dropped.counts["n_windows"] + dropped.counts["dropped_gaps"]
+    assert kept.counts["n_windows"] + kept.counts["dropped_embargo"] == len(candles) - m + 1
+    with pytest.raises(ValueError, match="drop_gaps"):
+        WindowSpec(protocol="seed", drop_gaps=True)
+
+
+def test_log_return_never_taken_across_a_gap():
+    candles = bitfinex_5m_candles().iloc[:30_000]
+    spec = WindowSpec(past=8, future=2, features=("log_return",))
+    plan = plan_windows(candles, "MINUTE_5", spec)
+    t = plan.arrays.times
+    # The candle before each window's first one is exactly one interval earlier (its return is
+    # over 5 minutes), and no window holds a NaN.
+    starts = plan.arrays.starts
+    full_t = to_ms(candles["open_time"])
+    prev = full_t[starts]  # times were shifted by the dropped first candle
+    assert np.all(t[starts] - prev == 300_000)
+    idx = starts[:, None] + np.arange(10)
+    assert not np.isnan(plan.arrays.original[idx]).any()
+    assert plan.target_feature == 0

@@ -42,6 +42,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         choices=["full", "compact"],
         help="full (tutorial datasets) or compact (series + window starts)",
     )
+    parser.add_argument(
+        "--keep-gaps",
+        action="store_true",
+        help="honest: keep windows that span missing candles (default: drop and count them)",
+    )
     parser.add_argument("--data-dir", default=None, help="data directory (default ./data)")
 
 
@@ -70,6 +75,7 @@ def main(args: argparse.Namespace) -> int:
         "scaler": args.scaler,
         "splits": _fractions(args.splits),
         "layout": args.layout,
+        "drop_gaps": False if args.keep_gaps else None,
     }
     # Bad parameters fail here, in one line, before a flow run starts.
     WindowSpec(**{k: v for k, v in params.items() if k not in ("symbol", "interval")})
