@@ -8,6 +8,9 @@ reads the evaluation windows once: ``test`` under ``honest``; under ``seed`` the
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,8 @@ from tasks.selection import (
 )
 
 PREDICT_BATCH = 2048
+#: Evaluation windows kept for the actual-vs-predicted figure (its "last part").
+FIGURE_TAIL_WINDOWS = 2048
 
 
 class EntryKind:
@@ -61,13 +66,15 @@ class EntryScore:
 
 @dataclass
 class Forecast:
-    """Forecasts of one entry on the evaluation windows, price units: times ``(n, K)`` epoch ms,
-    actual and predicted ``(n, K)``."""
+    """Forecasts of one entry on the last evaluation windows, price units: output times
+    ``(m, K)`` epoch ms, actual and predicted ``(m, K)``; input times and closes ``(m, N)``."""
 
     name: str
     output_times: np.ndarray
     actual: np.ndarray
     predicted: np.ndarray
+    input_times: np.ndarray | None = None
+    inputs: np.ndarray | None = None
 
 
 @dataclass
@@ -135,16 +142,18 @@ class _Split:
     actual: np.ndarray  # (n, K) scaled target
     last: np.ndarray  # (n,) scaled last input close
     output_times: np.ndarray  # (n, K) epoch ms
+    input_times: np.ndarray  # (n, N) epoch ms
 
 
 def _load_split(ds: Any, split: str, target: int) -> _Split:
     x, y = ds.split_arrays(split)
-    _, out_times = ds.split_times(split)
+    in_times, out_times = ds.split_times(split)
     return _Split(
         x=np.asarray(x),
         actual=target_channel(y, target),
         last=np.asarray(x[:, -1, target], dtype=np.float64),
         output_times=np.asarray(out_times, dtype=np.int64),
+        input_times=np.asarray(in_times, dtype=np.int64),
     )
 
 
@@ -166,9 +175,22 @@ def _scorer(ds: Any, target: int, n_features: int):
     return to_price, score
 
 
+@contextlib.contextmanager
+def _quiet_tensorflow() -> Iterator[None]:
+    """Mute TensorFlow's Python warnings (one retracing note per loaded model) for a moment."""
+    tf_logger = logging.getLogger("tensorflow")
+    level = tf_logger.level
+    tf_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        tf_logger.setLevel(level)
+
+
 def predict_target(model: Any, x: np.ndarray, target: int, horizon: int) -> np.ndarray:
     """A Keras model's forecast of the target: ``(n, N, F)`` -> ``(n, K)`` scaled."""
-    raw = model.predict(x, batch_size=PREDICT_BATCH, verbose=0)
+    with _quiet_tensorflow():
+        raw = model.predict(x, batch_size=PREDICT_BATCH, verbose=0)
     return target_channel(raw, target, horizon)
 
 
@@ -273,11 +295,14 @@ def evaluate_run(data_dir: str | Path | None, run_id: str | None = None) -> RunE
             e.evaluation = score(ev, eval_predictions[e.name])
     champion_forecast = None
     if champion is not None:
+        tail = slice(max(0, len(ev.x) - FIGURE_TAIL_WINDOWS), None)  # what the figure shows
         champion_forecast = Forecast(
             name=champion,
-            output_times=ev.output_times,
-            actual=to_price(ev.actual),
-            predicted=to_price(eval_predictions[champion]),
+            output_times=ev.output_times[tail],
+            actual=to_price(ev.actual[tail]),
+            predicted=to_price(eval_predictions[champion][tail]),
+            input_times=ev.input_times[tail],
+            inputs=to_price(ev.x[tail][:, :, target]),
         )
 
     meta = {

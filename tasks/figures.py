@@ -57,12 +57,24 @@ def non_overlapping_windows(output_times: np.ndarray) -> np.ndarray:
     return np.array(chosen, dtype=np.int64)
 
 
-def actual_series(output_times: np.ndarray, actual: np.ndarray) -> pd.Series:
-    """One actual price per time from overlapping windows: ``(n, K)`` x2 -> Series by UTC time."""
-    s = pd.Series(
-        np.asarray(actual, dtype=np.float64).reshape(-1), index=to_datetime_utc(output_times)
-    )
+def actual_series(times: np.ndarray, actual: np.ndarray) -> pd.Series:
+    """One actual price per time from overlapping windows: ``(n, L)`` x2 -> Series by UTC time."""
+    s = pd.Series(np.asarray(actual, dtype=np.float64).reshape(-1), index=to_datetime_utc(times))
     return s[~s.index.duplicated(keep="first")].sort_index()
+
+
+def break_gaps(series: pd.Series) -> pd.Series:
+    """Insert a NaN inside each jump longer than 1.5 typical steps, so a line is not drawn
+    across a stretch the windows do not cover."""
+    if len(series) < 3:
+        return series
+    step = series.index.to_series().diff()
+    typical = step.median()
+    gaps = step[step > 1.5 * typical].index
+    if len(gaps) == 0:
+        return series
+    fill = pd.Series(np.nan, index=gaps - typical / 2)
+    return pd.concat([series, fill]).sort_index()
 
 
 def actual_vs_predicted_figure(
@@ -74,11 +86,15 @@ def actual_vs_predicted_figure(
     split_label: str,
     price_unit: str = "USD",
     last_windows: int = 60,
+    input_times: np.ndarray | None = None,
+    inputs: np.ndarray | None = None,
 ) -> Figure:
     """The tutorial's figure: actual close as a line, each K-step forecast as red dots.
 
     ``output_times`` ``(n, K)`` epoch ms, ``actual`` and ``predicted`` ``(n, K)`` in price units.
     Only the last ``last_windows`` non-overlapping forecasts are drawn so the dots stay legible.
+    With ``input_times``/``inputs`` ``(n, N)`` the actual line also covers the input candles, as
+    in the tutorial; stretches no window covers are left blank.
     """
     times = np.asarray(output_times)
     keep = non_overlapping_windows(times)[-last_windows:]
@@ -88,6 +104,11 @@ def actual_vs_predicted_figure(
         start = times[keep[0], 0]
         in_range = times[:, 0] >= start
         series = actual_series(times[in_range], np.asarray(actual)[in_range])
+        if input_times is not None and inputs is not None:
+            both = pd.concat([series, actual_series(input_times[in_range], inputs[in_range])])
+            series = both[~both.index.duplicated(keep="first")].sort_index()
+            series = series[series.index >= to_datetime_utc(times[keep[0]])[0]]
+        series = break_gaps(series)
         ax.plot(series.index, series.to_numpy(), color="tab:blue", lw=1.2, label="actual close")
         pred = np.asarray(predicted)[keep]
         ax.scatter(

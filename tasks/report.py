@@ -535,6 +535,8 @@ def report_figures(
             model=fc.name,
             split_label=label,
             price_unit=unit,
+            input_times=fc.input_times,
+            inputs=fc.inputs,
         )
     models = {r["model"]: r["test_rmse"] for r in rows if r["kind"] == EntryKind.MODEL}
     baselines = {r["model"]: r["test_rmse"] for r in rows if r["kind"] == EntryKind.BASELINE}

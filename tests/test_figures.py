@@ -131,3 +131,27 @@ def test_regularization_box_plots():
     _assert_png(fig)
     with pytest.raises(ValueError, match="lacks columns"):
         regularization_figure(pd.DataFrame({"target": ["kernel"]}))
+
+
+def test_actual_line_covers_inputs_and_breaks_at_gaps():
+    from tasks.figures import break_gaps
+
+    # two non-overlapping windows (N=3, K=2) with a 10-candle hole between them
+    t = 1_500_000_000_000 + np.array([[0, 1, 2, 3, 4], [15, 16, 17, 18, 19]]) * FIVE_MIN
+    closes = np.arange(10, dtype=float).reshape(2, 5) + 100
+    fig = actual_vs_predicted_figure(
+        t[:, 3:],
+        closes[:, 3:],
+        closes[:, 3:] + 1,
+        model="m",
+        split_label="test",
+        input_times=t[:, :3],
+        inputs=closes[:, :3],
+    )
+    line = fig.axes[0].lines[0]
+    y = np.asarray(line.get_ydata(), dtype=float)
+    assert np.isnan(y).sum() == 1  # the hole is not bridged
+    assert np.nanmin(y) == 103.0  # starts at the first forecast; the 2nd window's inputs drawn
+    assert 105.0 in y
+    s = pd.Series([1.0, 2.0, 3.0], index=pd.to_datetime([0, 1, 2], unit="m", utc=True))
+    assert break_gaps(s).isna().sum() == 0

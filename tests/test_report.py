@@ -150,6 +150,13 @@ def test_report_flow_writes_html_leaderboard_artifacts_and_champion(real_runs, p
     from storage.layout import DataLayout
 
     data_dir, run_id = real_runs["data_dir"], real_runs["honest"]
+    sweep = DataLayout.at(data_dir).runs / run_id / "sweep.csv"
+    sweep.write_text(
+        "target,kind,strength,repeat,val_mse_scaled,val_mse_price\n"
+        + "".join(
+            f"kernel,l2,{s},{r},0.001,{1000 + 10 * r + s}\n" for s in (0, 1) for r in range(3)
+        )
+    )
     path = Path(report(run_id=run_id, data_dir=str(data_dir)))
     assert path == DataLayout.at(data_dir).reports / run_id / "report.html"
     text = path.read_text()
@@ -167,7 +174,7 @@ def test_report_flow_writes_html_leaderboard_artifacts_and_champion(real_runs, p
 
     # every embedded image decodes as a PNG
     uris = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
-    assert len(uris) >= 4
+    assert len(uris) == 5 and 'alt="regularization"' in text  # 4 figures + the sweep
     import matplotlib.image as mpimg
 
     for b64 in uris:
