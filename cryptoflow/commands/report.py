@@ -22,10 +22,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     if args.compare:
         from flows.report import compare
+        from storage.layout import DataLayout
+        from storage.runs import RunStore
+        from tasks.evaluation import resolve_run
+
+        store = RunStore(DataLayout.at(args.data_dir).runs)
+        for run in args.compare:
+            resolve_run(store, run)
 
         print(compare(args.compare[0], args.compare[1], data_dir=args.data_dir))
         return 0
+    from storage.layout import DataLayout
+    from storage.runs import RunStore
+    from tasks.evaluation import resolve_run
+
+    # Bad input fails here, in one line, before a flow run is created.
+    run_id = resolve_run(RunStore(DataLayout.at(args.data_dir).runs), args.run_id)
     from flows.report import report
 
-    print(report(run_id=args.run_id, data_dir=args.data_dir))
+    print(report(run_id=run_id, data_dir=args.data_dir))
     return 0
