@@ -255,7 +255,7 @@ def test_cli_bad_run_is_one_line_exit_2(tmp_path, capsys):
 
     assert main(["report", "--run", "nope", "--data-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "no training runs" in err and "Traceback" not in err
+    assert "unknown run 'nope'" in err and "Traceback" not in err
     (tmp_path / "runs" / "r1").mkdir(parents=True)
     (tmp_path / "runs" / "r1" / "run.json").write_text('{"models": []}')
     assert main(["report", "--compare", "r1", "r2", "--data-dir", str(tmp_path)]) == 2
