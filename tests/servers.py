@@ -73,10 +73,17 @@ def base_env(prefect_home: Path, **extra: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def prefect_server(home: Path, log: Path) -> Iterator[str]:
-    """``prefect server start`` on a free loopback port (SQLite in ``home``); yields the API URL."""
+def prefect_server(home: Path, log: Path, scheduler_seconds: float | None = None
+                   ) -> Iterator[str]:
+    """``prefect server start`` on a free loopback port (SQLite in ``home``); yields the API URL.
+
+    The UI served on the same port talks to this API; ``scheduler_seconds`` shortens the
+    scheduler's loop so schedule tests need not wait a minute.
+    """
     port = free_port()
-    env = base_env(home)
+    env = base_env(home, PREFECT_UI_API_URL=f"http://127.0.0.1:{port}/api")
+    if scheduler_seconds is not None:
+        env["PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS"] = str(scheduler_seconds)
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [VENV_BIN / "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
