@@ -19,6 +19,8 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Pa
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
+    # mkstemp creates 0600; give the file the mode a plain open() would (0666 minus the umask).
+    os.fchmod(fd, 0o666 & ~_umask())
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -43,6 +45,12 @@ def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> Path:
 def atomic_write_text(target: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` (UTF-8) to ``target`` atomically."""
     return atomic_write_bytes(target, text.encode("utf-8"))
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(path: Path) -> None:
