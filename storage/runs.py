@@ -138,7 +138,7 @@ class ModelDir:
         """History (epochs, [epoch, loss, val_loss, seconds]) sorted by epoch; empty when none."""
         if not self.history_path.is_file():
             return empty_history()
-        df = pd.read_csv(self.history_path, float_precision="round_trip")
+        df = pd.read_csv(self.history_path)
         missing = [c for c in ("epoch", "loss", "val_loss") if c not in df.columns]
         if missing:
             raise ValueError(f"{self.history_path} lacks columns {missing}")

@@ -5,10 +5,10 @@ from 1): the checkpoint ``checkpoints/epoch-XXX-<val_loss>.keras`` (model + opti
 *then* the ``history.csv`` row, both atomically; ``result.json`` when done. A re-run continues
 after the last recorded epoch from its checkpoint and never records an epoch twice.
 
-Each epoch is one ``model.fit(initial_epoch=e-1, epochs=e)`` over an in-memory ``tf.data``
-pipeline whose order is a permutation keyed on (seed, epoch), so a resumed run sees the same
-batches as an uninterrupted one. Early stopping is decided from the recorded history, so it
-survives a resume too.
+Each epoch is one ``model.fit(initial_epoch=e-1, epochs=e)`` over in-memory arrays in an order
+keyed on (seed, epoch), with dropout RNG states also reset from (seed, epoch), so a resumed run
+computes exactly what an uninterrupted one does. Early stopping is decided from the recorded
+history, so it survives a resume too.
 
 Run as ``python -m tasks.training JOB_JSON`` this module is the worker process used by the
 flows: it sets devices and thread counts *before* TensorFlow is imported and prints one JSON
@@ -35,9 +35,14 @@ import numpy as np
 from storage.runs import ModelDir, checkpoint_name
 
 EVENT_PREFIX = "@@cryptoflow "
-#: Defaults chosen by measurement (bench/train.py): see the module docstring of bench/train.py.
+#: Defaults chosen by measurement on CPU (bench/train.py): several steps per graph call help
+#: every model; XLA helps the recurrent models (~2x) and slows the tiny CNNs, so ``jit_compile``
+#: defaults per family (None = :data:`JIT_BY_FAMILY`). NumPy slices per epoch beat a
+#: ``from_tensor_slices`` pipeline here.
 DEFAULT_STEPS_PER_EXECUTION = 16
-DEFAULT_JIT_COMPILE = False
+JIT_BY_FAMILY = {"cnn": False, "recurrent": True}
+DEFAULT_JIT_COMPILE: bool | None = None
+VALIDATION_BATCH = 256
 
 
 class CheckpointMode(StrEnum):
@@ -155,12 +160,6 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([int(seed) & 0xFFFFFFFF, int(epoch)]).permutation(n)
 
 
-def _epoch_dataset(tf: Any, x: np.ndarray, y: np.ndarray, order: np.ndarray, batch: int) -> Any:
-    """An in-memory tf.data pipeline of one epoch's batches in ``order``."""
-    ds = tf.data.Dataset.from_tensor_slices((x[order], y[order])).batch(batch)
-    return ds.prefetch(tf.data.AUTOTUNE)
-
-
 # ---------------------------------------------------------------- training
 
 
@@ -173,9 +172,17 @@ class TrainOptions:
     seed: int = 0
     checkpoints: CheckpointMode = CheckpointMode.EVERY
     patience: int | None = None  # early stopping on val_loss; None = off
-    jit_compile: bool = DEFAULT_JIT_COMPILE
+    jit_compile: bool | None = DEFAULT_JIT_COMPILE
     steps_per_execution: int = DEFAULT_STEPS_PER_EXECUTION
     learning_rate: float = 0.001
+
+    def jit_for(self, model: str) -> bool:
+        """Whether to XLA-compile ``model`` (the per-family default when unset)."""
+        from tasks.zoo import entry
+
+        if self.jit_compile is None:
+            return JIT_BY_FAMILY[entry(model).family.value]
+        return bool(self.jit_compile)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "checkpoints", CheckpointMode(self.checkpoints))
@@ -230,6 +237,19 @@ def _check_resumable(old: dict[str, Any], new: dict[str, Any], where: Path) -> N
             f"{where} already holds a different training ({', '.join(diff)} differ); "
             "use a new run id"
         )
+
+
+def _reseed_layers(net: Any, seed: int, epoch: int) -> None:
+    """Set every layer's dropout RNG state from (seed, epoch), so a resumed epoch equals the
+    uninterrupted one (Keras does not restore seed-generator states from a checkpoint)."""
+    from keras.random import SeedGenerator
+
+    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(epoch), 1])
+    for layer in net._flatten_layers(include_self=False):
+        for value in vars(layer).values():
+            if isinstance(value, SeedGenerator):
+                state = value.state
+                state.assign(np.array([rng.integers(1, 2**30), 0], dtype=state.dtype))
 
 
 def _stopped_early(val_losses: list[float], patience: int | None) -> bool:
@@ -317,11 +337,12 @@ def train_model(
     spec: Any = None,
     checkpoints: CheckpointMode | str = CheckpointMode.EVERY,
     patience: int | None = None,
-    jit_compile: bool = DEFAULT_JIT_COMPILE,
+    jit_compile: bool | None = DEFAULT_JIT_COMPILE,
     steps_per_execution: int = DEFAULT_STEPS_PER_EXECUTION,
     learning_rate: float = 0.001,
     threads: int | None = None,
     on_epoch: EpochCallback | None = None,
+    on_epoch_model: Callable[[int, Any], None] | None = None,
     arrays: TrainingArrays | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` on a window file into ``run_dir`` (= ``runs/<run-id>/<model>/``).
@@ -365,7 +386,7 @@ def train_model(
         net = keras.saving.load_model(checkpoint, compile=True, safe_mode=True)
     else:
         net = fresh
-        compile_model(net, jit_compile=opts.jit_compile,
+        compile_model(net, jit_compile=opts.jit_for(model),
                       steps_per_execution=opts.steps_per_execution,
                       learning_rate=opts.learning_rate)
     history = md.read_history()
@@ -373,18 +394,19 @@ def train_model(
     stopped = _stopped_early(val_losses, opts.patience)
     if start < opts.epochs and not stopped:
         md.clear_result()
-    val_ds = tf.data.Dataset.from_tensor_slices((arrays.x_val, arrays.y_val)).batch(
-        max(opts.batch_size, 256)
-    )
     n = len(arrays.x_train)
     epoch = start
     while epoch < opts.epochs and not stopped:
         epoch += 1
         t0 = time.perf_counter()
+        _reseed_layers(net, opts.seed, epoch)
         order = epoch_order(n, opts.seed, epoch)
-        train_ds = _epoch_dataset(tf, arrays.x_train, arrays.y_train, order, opts.batch_size)
-        fit = net.fit(train_ds, validation_data=val_ds, initial_epoch=epoch - 1, epochs=epoch,
-                      verbose=0, shuffle=False)
+        fit = net.fit(
+            arrays.x_train[order], arrays.y_train[order], batch_size=opts.batch_size,
+            shuffle=False, validation_data=(arrays.x_val, arrays.y_val),
+            validation_batch_size=max(opts.batch_size, VALIDATION_BATCH),
+            initial_epoch=epoch - 1, epochs=epoch, verbose=0,
+        )
         loss = float(fit.history["loss"][-1])
         val_loss = float(fit.history["val_loss"][-1])
         seconds = time.perf_counter() - t0
@@ -394,6 +416,8 @@ def train_model(
         _prune_checkpoints(md, opts.checkpoints, keep_latest=True)
         val_losses.append(val_loss)
         stopped = _stopped_early(val_losses, opts.patience)
+        if on_epoch_model is not None:
+            on_epoch_model(epoch, net)
         if on_epoch is not None:
             on_epoch({"model": model, "epoch": epoch, "epochs": opts.epochs, "loss": loss,
                       "val_loss": val_loss, "seconds": seconds})
@@ -431,6 +455,209 @@ def summarize(md: ModelDir, model: str, resumed_from: int, stopped_early: bool, 
     }
 
 
+# ---------------------------------------------------------------- regularization sweep
+
+
+def sweep_setting_name(target: str | None, kind: str | None, strength: float) -> str:
+    """Folder name of a sweep setting, e.g. ``bias-l2-0.01`` (``none-none-0`` unregularized)."""
+    if not strength:
+        return "none-none-0"
+    return f"{target}-{kind}-{strength:g}"
+
+
+def validation_mse(net: Any, dataset_path: Path, model: str) -> dict[str, float]:
+    """MSE of ``net`` on the validation windows, scaled and in price units (target feature)."""
+    from tasks.windows import open_dataset
+    from tasks.zoo import target_predictions
+
+    with open_dataset(str(dataset_path)) as ds:
+        x_val, y_val = ds.split_arrays("validation")
+        _, y_orig = ds.split_originals("validation")
+        target = int(ds.attrs.get("target_feature", 0))
+        scaler = ds.scaler
+    predicted = np.asarray(net.predict(np.asarray(x_val, np.float32), batch_size=VALIDATION_BATCH,
+                                       verbose=0), dtype=np.float64)
+    pred = target_predictions(model, predicted, target)
+    truth_scaled = np.asarray(y_val, np.float64)[:, :, target]
+    price_pred = scaler.inverse_transform(pred, feature=target)
+    truth_price = np.asarray(y_orig, np.float64)[:, :, target]
+    return {
+        "val_mse_scaled": float(np.mean((pred - truth_scaled) ** 2)),
+        "val_mse_price": float(np.mean((price_pred - truth_price) ** 2)),
+    }
+
+
+def run_sweep_setting(job: dict[str, Any], on_progress: EpochCallback | None = None
+                      ) -> dict[str, Any]:
+    """Train every repeat of one regularization setting; rows of the tidy sweep table.
+
+    ``job``: dataset_path, model, setting_dir, target, kind, strength, repeats, epochs,
+    batch_size, seed. Repeat r uses seed ``seed + r`` (paired across settings). A repeat with a
+    ``result.json`` is not trained again.
+    """
+    from tasks.zoo import spec_from_dict, spec_to_dict
+
+    model = job["model"]
+    strength = float(job["strength"])
+    base = spec_from_dict(model, job.get("spec"))
+    regs = (
+        [{"target": job["target"], "kind": job["kind"], "strength": strength}] if strength else []
+    )
+    spec = spec_from_dict(model, {**spec_to_dict(base), "regularizers": regs})
+    setting_dir = Path(job["setting_dir"])
+    rows = []
+    for repeat in job["repeats"]:
+        md = ModelDir(setting_dir / f"repeat-{int(repeat):03d}")
+        done = md.read_result()
+        if done is None or "val_mse_price" not in done:
+            captured: dict[str, Any] = {}
+            result = train_model(
+                Path(job["dataset_path"]), model, md.path, epochs=int(job["epochs"]),
+                batch_size=int(job["batch_size"]), seed=int(job["seed"]) + int(repeat),
+                spec=spec, checkpoints=CheckpointMode.NONE, threads=job.get("threads"),
+                on_epoch=on_progress,
+                on_epoch_model=lambda _epoch, net, c=captured: c.__setitem__("net", net),
+            )
+            if "net" not in captured:  # pragma: no cover - mode none always retrains
+                raise RuntimeError(f"{md.path}: no model to score")
+            done = {**result, **validation_mse(captured["net"], Path(job["dataset_path"]), model)}
+            md.write_result(done)
+        rows.append({
+            "target": job["target"], "kind": job["kind"], "strength": strength,
+            "repeat": int(repeat), "val_mse_scaled": done["val_mse_scaled"],
+            "val_mse_price": done["val_mse_price"], "best_val_loss": done.get("best_val_loss"),
+        })
+    return {"setting": setting_dir.name, "rows": rows}
+
+
+# ---------------------------------------------------------------- slots and worker processes
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where one worker process runs: visible GPUs ("" = CPU only) and its thread count."""
+
+    name: str
+    devices: str
+    threads: int | None
+    gpu: bool
+
+
+def detect_gpus() -> list[str]:
+    """GPU indices listed by ``nvidia-smi -L`` (empty without NVIDIA GPUs); no TF import."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return []
+    try:
+        out = subprocess.run([exe, "-L"], capture_output=True, text=True, timeout=20, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(out.stdout.splitlines()) if line.startswith("GPU ")]
+
+
+def available_cores() -> int:
+    """CPU cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def plan_slots(devices: str, parallel: int | None, cores: int, gpus: list[str]) -> list[Slot]:
+    """Worker slots for ``devices`` = ``auto`` | ``cpu`` | ``gpu:0,1``.
+
+    GPUs: one slot per GPU (one model per GPU at a time). CPU: ``parallel`` slots sharing the
+    cores, ``cores // parallel`` threads each.
+    """
+    text = (devices or "auto").strip().lower()
+    if parallel is not None and parallel < 1:
+        raise ValueError(f"--parallel must be >= 1, got {parallel}")
+    if text == "auto":
+        text = "gpu:" + ",".join(gpus) if gpus else "cpu"
+    if text == "cpu":
+        n = parallel or 1
+        threads = max(1, cores // n)
+        return [Slot(f"cpu-{i}", "", threads, False) for i in range(n)]
+    if text.startswith("gpu:") or text.startswith("gpu"):
+        ids = [d.strip() for d in text.partition(":")[2].split(",") if d.strip()] or gpus
+        if not ids or any(not d.isdigit() for d in ids):
+            raise ValueError(f"bad --devices {devices!r}: use auto, cpu or gpu:0,1")
+        missing = [d for d in ids if gpus and d not in gpus]
+        if missing:
+            raise ValueError(f"GPU(s) {', '.join(missing)} not found (have {', '.join(gpus)})")
+        ids = list(dict.fromkeys(ids))
+        if parallel is not None:
+            ids = ids[: max(1, parallel)]
+        threads = max(1, cores // len(ids))
+        return [Slot(f"gpu-{d}", d, threads, True) for d in ids]
+    raise ValueError(f"bad --devices {devices!r}: use auto, cpu or gpu:0,1")
+
+
+class WorkerError(RuntimeError):
+    """A training worker process failed (its stderr tail is in the message)."""
+
+
+def run_worker(job: dict[str, Any], slot: Slot,
+               on_event: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run one job in a fresh Python process on ``slot``; return its result.
+
+    The process gets ``CUDA_VISIBLE_DEVICES`` and its thread count before TensorFlow loads.
+    A bad request (``ValueError`` in the worker) is raised here as ``ValueError``.
+    """
+    import subprocess
+
+    job = {**job, "devices": slot.devices, "threads": slot.threads}
+    env = os.environ.copy()
+    env["CUDA_VISIBLE_DEVICES"] = slot.devices
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env["KERAS_BACKEND"] = "tensorflow"
+    if slot.threads:
+        env["OMP_NUM_THREADS"] = str(slot.threads)
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    cmd = [sys.executable, "-m", "tasks.training", json.dumps(job)]
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env,
+                                cwd=root, start_new_session=True)
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if not line.startswith(EVENT_PREFIX):
+                    continue
+                event = json.loads(line[len(EVENT_PREFIX):])
+                if event.get("event") == "result":
+                    result = event["result"]
+                elif event.get("event") == "error":
+                    error = event.get("error")
+                elif on_event is not None:
+                    on_event(event)
+            rc = proc.wait()
+        except BaseException:
+            _kill_group(proc)
+            raise
+        err.seek(0)
+        tail = err.read()[-4000:]
+    if error is not None:
+        raise ValueError(error)
+    if rc != 0 or result is None:
+        raise WorkerError(f"training worker exited with {rc}: {tail.strip()[-2000:]}")
+    return result
+
+
+def _kill_group(proc: Any) -> None:
+    import signal
+
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(Exception):
+        proc.wait(timeout=10)
+
+
 # ---------------------------------------------------------------- worker process
 
 
@@ -453,8 +680,6 @@ def worker_main(argv: list[str]) -> int:
                 on_epoch=lambda e: _emit({"event": "epoch", **e}), **job,
             )
         elif kind == "sweep":
-            from tasks.sweep_worker import run_sweep_setting
-
             result = run_sweep_setting(job, on_progress=lambda e: _emit({"event": "epoch", **e}))
         else:
             raise ValueError(f"unknown job kind {kind!r}")

@@ -13,9 +13,10 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
+if TYPE_CHECKING:
+    import keras
 import numpy as np
 
 from tasks.zoo import cnn, recurrent
@@ -50,7 +51,7 @@ class ModelName(StrEnum):
 #: Names reserved for the report's non-Keras baselines.
 BASELINE_NAMES: tuple[str, ...] = ("persistence", "lag", "linear")
 
-Builder = Callable[[int, int, int, Any, str], keras.Model]
+Builder = Callable[[int, int, int, Any, str], "keras.Model"]
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,8 @@ def target_predictions(name: str, predicted: np.ndarray, target_feature: int) ->
 def compile_model(model: keras.Model, *, jit_compile: bool | str = False,
                   steps_per_execution: int = 1, learning_rate: float = 0.001) -> keras.Model:
     """Compile as the tutorial: Adam on MSE."""
+    import keras
+
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
         loss="mse",

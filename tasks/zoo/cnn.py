@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-import keras
+if TYPE_CHECKING:
+    import keras
 
 
 class Activation(StrEnum):
@@ -86,6 +88,8 @@ def _fit_last(length: int, future: int, stride: int) -> tuple[int, int]:
 
 def build(past: int, future: int, n_features: int, spec: CNNSpec, name: str) -> keras.Model:
     """A CNN mapping windows (batch, past, n_features) to (batch, future, n_features)."""
+    import keras
+
     plan = conv_plan(past, future, spec)
     layers: list[keras.layers.Layer] = [keras.Input(shape=(past, n_features), name="window")]
     for i, (kernel, stride, _) in enumerate(plan[:-1], start=1):

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-import keras
+if TYPE_CHECKING:
+    import keras
 
 from tasks.zoo.cnn import Activation
 
@@ -56,6 +58,8 @@ class Regularizer:
 
     def keras(self) -> keras.regularizers.Regularizer:
         """The Keras regularizer object."""
+        import keras
+
         if self.kind is RegularizerKind.L1:
             return keras.regularizers.L1(self.strength)
         return keras.regularizers.L2(self.strength)
@@ -92,6 +96,8 @@ class RecurrentSpec:
 
 def build(past: int, future: int, n_features: int, spec: RecurrentSpec, name: str) -> keras.Model:
     """A recurrent model mapping windows (batch, past, n_features) to (batch, future)."""
+    import keras
+
     layer_cls = keras.layers.LSTM if spec.cell is Cell.LSTM else keras.layers.GRU
     penalties = {f"{r.target.value}_regularizer": r.keras() for r in spec.regularizers}
     head: keras.layers.Layer = (

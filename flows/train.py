@@ -1,0 +1,316 @@
+"""The ``train`` flow: the model zoo trained in parallel, one Prefect task run (and one process)
+per model, checkpoints every epoch in ``runs/<run-id>/<model>/``.
+
+Concurrency: the flow plans *slots* (``tasks.training.plan_slots``): one per GPU, or ``--parallel``
+CPU slots sharing the cores. Each task takes a free slot from a local queue before it starts its
+worker process, so at most one model runs per GPU (and ``parallel`` on CPU); on GPUs it also
+holds the Prefect global concurrency limit ``cryptoflow-gpu-<id>`` (limit 1, created on demand),
+which keeps two flow runs on one machine from sharing a GPU.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import wait
+
+from storage.layout import DataLayout
+from storage.runs import RunStore, new_run_id, validate_name
+from storage.schema import Interval, validate_symbol
+from tasks.training import (
+    Slot,
+    TrainOptions,
+    available_cores,
+    detect_gpus,
+    plan_slots,
+    run_worker,
+)
+from tasks.zoo import parse_models
+
+GPU_LIMIT_PREFIX = "cryptoflow-gpu-"
+
+
+# ---------------------------------------------------------------- dataset lookup
+
+
+def locate_dataset(
+    windows_root: Path, dataset: str | None, symbol: str | None, interval: str | None
+) -> Path:
+    """The window file: a path, an id under ``windows/``, else the newest for symbol/interval."""
+    if dataset:
+        candidate = Path(dataset)
+        if candidate.suffix == ".h5" or "/" in dataset or candidate.is_file():
+            if not candidate.is_file():
+                raise ValueError(f"window file not found: {candidate}")
+            return candidate.resolve()
+        validate_name(dataset, "dataset id")
+        path = windows_root / f"{dataset}.h5"
+        if not path.is_file():
+            raise ValueError(f"no window file with id {dataset!r} under {windows_root}")
+        return path.resolve()
+    if not symbol or not interval:
+        raise ValueError("give --dataset, or --symbol and --interval to use their newest windows")
+    symbol, interval = validate_symbol(symbol), Interval.parse(interval).value
+    return newest_window_file(windows_root, symbol, interval)
+
+
+def newest_window_file(windows_root: Path, symbol: str, interval: str) -> Path:
+    """The most recently written window file of (symbol, interval)."""
+    import h5py
+
+    found: list[tuple[float, Path]] = []
+    for path in sorted(windows_root.glob("*.h5")) if windows_root.is_dir() else []:
+        try:
+            with h5py.File(path, "r") as f:
+                attrs = {k: f.attrs.get(k) for k in ("symbol", "interval")}
+        except OSError:
+            continue
+        if _text(attrs["symbol"]) == symbol and _text(attrs["interval"]) == interval:
+            found.append((path.stat().st_mtime, path))
+    if not found:
+        raise ValueError(
+            f"no window file for {symbol} {interval} under {windows_root}; run `cryptoflow prepare`"
+        )
+    return max(found)[1].resolve()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+# ---------------------------------------------------------------- progress
+
+
+class TerminalProgress:
+    """One rich progress bar per model on a terminal (a no-op when stderr is not a TTY)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self._lock = threading.Lock()
+        self._bars: dict[str, Any] = {}
+        self._progress = None
+        if enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self._progress = Progress(
+                TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[status]}"), transient=False,
+            )
+
+    def __enter__(self) -> TerminalProgress:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def update(self, name: str, done: int, total: int, status: str = "") -> None:
+        """Show ``done`` of ``total`` epochs for ``name``."""
+        if self._progress is None:
+            return
+        with self._lock:
+            if name not in self._bars:
+                self._bars[name] = self._progress.add_task(name, total=total, status="")
+            self._progress.update(self._bars[name], completed=done, total=total, status=status)
+
+
+# ---------------------------------------------------------------- the task
+
+
+def _is_retryable(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry crashes of the worker process, never bad input."""
+    try:
+        state.result(raise_on_failure=True)
+    except ValueError:
+        return False
+    except Exception:  # noqa: BLE001, S110 - any other failure may be transient
+        return True
+    return True
+
+
+def run_in_slot(
+    job: dict[str, Any],
+    label: str,
+    total_epochs: int,
+    slots: queue.Queue[Slot],
+    progress: TerminalProgress | None,
+) -> dict[str, Any]:
+    """Run one worker job on the next free slot, reporting every epoch; return its result."""
+    logger = get_run_logger()
+    artifact = create_progress_artifact(0.0, description=f"{label}: waiting for a slot")
+    slot = slots.get()
+    try:
+        done = {"epochs": 0}
+
+        def on_event(event: dict[str, Any]) -> None:
+            done["epochs"] += 1
+            pct = min(100.0, 100.0 * done["epochs"] / max(1, total_epochs))
+            text = (
+                f"{label}: epoch {event['epoch']}/{event['epochs']} loss {event['loss']:.3g} "
+                f"val_loss {event['val_loss']:.3g} ({event['seconds']:.1f} s)"
+            )
+            update_progress_artifact(artifact, pct, description=text)
+            logger.info(text)
+            if progress is not None:
+                progress.update(label, done["epochs"], total_epochs,
+                                f"val_loss {event['val_loss']:.3g}")
+
+        if slot.gpu:
+            from prefect.concurrency.sync import concurrency
+
+            with concurrency(GPU_LIMIT_PREFIX + slot.devices, occupy=1, strict=False):
+                result = run_worker(job, slot, on_event)
+        else:
+            result = run_worker(job, slot, on_event)
+        update_progress_artifact(artifact, 100.0, description=f"{label}: done on {slot.name}")
+        return {**result, "slot": slot.name}
+    finally:
+        slots.put(slot)
+
+
+@task(
+    name="train-model",
+    task_run_name="{model}",
+    cache_policy=NO_CACHE,
+    retries=1,
+    retry_delay_seconds=2,
+    retry_condition_fn=_is_retryable,
+)
+def train_model_task(
+    model: str,
+    dataset_path: str,
+    run_dir: str,
+    options: dict[str, Any],
+    slots: Any,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Train one zoo model in its own process (resuming after its last recorded epoch)."""
+    job = {"kind": "train", "dataset_path": dataset_path, "model": model, "run_dir": run_dir,
+           **options}
+    return run_in_slot(job, model, int(options["epochs"]), slots, progress)
+
+
+def _ensure_gpu_limits(slots: list[Slot]) -> None:
+    """Create the per-GPU global concurrency limits (limit 1) when missing."""
+    if not any(s.gpu for s in slots):
+        return
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        for s in slots:
+            client.upsert_global_concurrency_limit_by_name(GPU_LIMIT_PREFIX + s.devices, 1)
+
+
+def prepare_training(
+    models: list[str] | str,
+    epochs: int,
+    batch_size: int,
+    parallel: int | None,
+    devices: str,
+    data_dir: str | None,
+    dataset: str | None,
+    symbol: str | None,
+    interval: str | None,
+) -> tuple[list[str], Path, list[Slot], DataLayout]:
+    """Validate a training request completely before anything is written."""
+    names = parse_models(models if isinstance(models, str) else ",".join(models))
+    TrainOptions(epochs=epochs, batch_size=batch_size)
+    layout = DataLayout.at(data_dir)
+    path = locate_dataset(layout.windows, dataset, symbol, interval)
+    slots = plan_slots(devices, parallel, available_cores(), detect_gpus())
+    return names, path, slots, layout
+
+
+@flow(name="train", validate_parameters=True)
+def train(
+    models: list[str] | str = "all",
+    epochs: int = 100,
+    batch_size: int = 8,
+    parallel: int | None = None,
+    devices: str = "auto",
+    dataset: str | None = None,
+    symbol: str | None = None,
+    interval: str | None = None,
+    data_dir: str | None = None,
+    run_id: str | None = None,
+    seed: int = 0,
+    patience: int | None = None,
+    checkpoints: str = "every",
+    progress_bar: bool = False,
+) -> str:
+    """Train the zoo on one window file, each model in its own process; returns the run id.
+
+    Args:
+        models: "all" or model names (see ``tasks.zoo.MODEL_NAMES``).
+        epochs: Epochs per model (numbered from 1).
+        batch_size: Batch size (the tutorial: 8).
+        parallel: Models at once on CPU (default 1); on GPUs one per GPU.
+        devices: auto | cpu | gpu:0,1.
+        dataset: Window file path or dataset id under windows/; default: the newest one of
+            symbol/interval.
+        run_id: Continue (or name) this run; default: a new id.
+        seed: Seed of every model.
+        patience: Early stopping patience in epochs (empty: off).
+        checkpoints: every | best | none.
+        progress_bar: Draw a progress bar on the terminal.
+    """
+    logger = get_run_logger()
+    names, path, slots, layout = prepare_training(
+        models, epochs, batch_size, parallel, devices, data_dir, dataset, symbol, interval
+    )
+    options = TrainOptions(epochs=epochs, batch_size=batch_size, seed=seed, patience=patience,
+                           checkpoints=checkpoints)
+    store = RunStore(layout.runs)
+    run_id = validate_name(run_id, "run id") if run_id else new_run_id()
+    info = store.read_run(run_id) or {}
+    store.write_run(run_id, {
+        **info,
+        "dataset_path": str(path),
+        "dataset_id": path.stem,
+        "models": sorted(set(info.get("models", [])) | set(names)),
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "seed": seed,
+        "devices": [s.name for s in slots],
+        "flow_run_id": _flow_run_id(),
+    })
+    _ensure_gpu_limits(slots)
+    logger.info("run %s: %d model(s) on %s", run_id, len(names), ", ".join(s.name for s in slots))
+    free: queue.Queue[Slot] = queue.Queue()
+    for s in slots:
+        free.put(s)
+    job_options = {"epochs": epochs, "batch_size": batch_size, "seed": seed,
+                   "patience": patience, "checkpoints": options.checkpoints.value}
+    with TerminalProgress(progress_bar and sys.stderr.isatty()) as bar:
+        futures = [
+            train_model_task.submit(
+                name, str(path), str(store.model_dir(run_id, name)), job_options, free, bar
+            )
+            for name in names
+        ]
+        wait(futures)
+    results = [f.result(raise_on_failure=False) for f in futures]
+    failed = [n for n, r in zip(names, results, strict=True) if isinstance(r, BaseException)]
+    for name, r in zip(names, results, strict=True):
+        if not isinstance(r, BaseException):
+            logger.info("%s: best epoch %s val_loss %.6g", name, r["best_epoch"],
+                        r["best_val_loss"] or float("nan"))
+    if failed:
+        first = next(r for r in results if isinstance(r, BaseException))
+        raise RuntimeError(f"training failed for {', '.join(failed)}: {first}") from first
+    return run_id
+
+
+def _flow_run_id() -> str | None:
+    from prefect.runtime import flow_run
+
+    value = flow_run.id
+    return str(value) if value else None
