@@ -512,3 +512,26 @@ def test_log_return_never_taken_across_a_gap():
     idx = starts[:, None] + np.arange(10)
     assert not np.isnan(plan.arrays.original[idx]).any()
     assert plan.target_feature == 0
+
+
+def test_writing_memory_does_not_grow_with_the_number_of_windows(tmp_path):
+    import tracemalloc
+
+    candles = bitfinex_5m_candles().iloc[:100_000]
+    spec = WindowSpec(past=64, future=8, drop_gaps=False)
+    plan = plan_windows(candles, "MINUTE_5", spec)
+    n = plan.arrays.starts.size
+    logical = n * 72 * (4 + 8 + 8)  # scaled float32, times int64, originals float64
+    tracemalloc.start()
+    try:
+        write_window_file(tmp_path / "w.h5", plan.arrays, 64, 8, {"past": 64, "future": 8})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < logical / 5, (peak, logical)
+    with h5py.File(tmp_path / "w.h5", "r") as f:
+        assert f["original_inputs"].shape == (n, 64, 1)
+        last = plan.arrays.starts[-1]
+        np.testing.assert_array_equal(
+            f["original_inputs"][-1, :, 0], plan.arrays.original[last : last + 64, 0]
+        )
