@@ -278,6 +278,7 @@ class _Series:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out at once, no 40 ms delayed-ACK stall
     server: _HTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
