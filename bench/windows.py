@@ -14,7 +14,8 @@ included). Cases:
   issue's ~1.27 GB of float32 windows), and ``compact_1m`` the compact layout;
 * ``h5py_1m``: h5py alone writing the very bytes of ``honest_1m`` (same datasets, shapes,
   dtypes, chunks and gzip-1+shuffle filters), each dataset materialised before the clock starts;
-  ``raw_1m`` the same bytes uncompressed and contiguous.
+  ``raw_1m`` the same bytes uncompressed and contiguous, and ``uncompressed_1m`` ours writing
+  them uncompressed (``compress=False``), to compare like with like both ways.
 
 Run: ``.venv/bin/python bench/windows.py`` (``--quick`` for a smaller smoke run).
 """
@@ -134,11 +135,12 @@ def case_tutorial(out: Path, limit: int | None) -> dict:
     return {"wall_s": time.perf_counter() - t0, "file": str(path), "n_windows": int(B.shape[0])}
 
 
-def _ours(out: Path, candles, interval: str, **spec) -> dict:
+def _ours(out: Path, candles, interval: str, compress: bool = True, **spec) -> dict:
     from tasks.windows import WindowSpec, write_windows
 
     t0 = time.perf_counter()
-    summary = write_windows(candles, "BTC_USD", interval, WindowSpec(past=N, future=K, **spec), out)
+    spec_ = WindowSpec(past=N, future=K, **spec)
+    summary = write_windows(candles, "BTC_USD", interval, spec_, out, compress=compress)
     return {
         "wall_s": time.perf_counter() - t0,
         "file": summary["path"],
@@ -161,6 +163,10 @@ def case_honest_gaps(out: Path, limit: int | None) -> dict:
 
 def case_honest_1m(out: Path, limit: int | None) -> dict:
     return _ours(out, load_1m(limit)[1], "MINUTE_1", drop_gaps=False)
+
+
+def case_uncompressed_1m(out: Path, limit: int | None) -> dict:
+    return _ours(out, load_1m(limit)[1], "MINUTE_1", drop_gaps=False, compress=False)
 
 
 def case_compact_1m(out: Path, limit: int | None) -> dict:
@@ -219,6 +225,7 @@ CASES = {
     "honest": case_honest,
     "honest_gaps": case_honest_gaps,
     "honest_1m": case_honest_1m,
+    "uncompressed_1m": case_uncompressed_1m,
     "compact_1m": case_compact_1m,
     "h5py_1m": case_h5py_1m,
     "raw_1m": case_raw_1m,
@@ -272,7 +279,8 @@ def main() -> int:
             f"{r[name]['peak_rss_mb'] / r['tutorial']['peak_rss_mb']:.2f}x (target <= 0.25x)"
         )
     print(f"1-minute Bitfinex candles ({lim1 or 1_165_149:,}), N={N}, K={K}, honest:")
-    r1 = {name: run_case(name, lim1) for name in ("honest_1m", "h5py_1m", "raw_1m", "compact_1m")}
+    names = ("honest_1m", "h5py_1m", "raw_1m", "uncompressed_1m", "compact_1m")
+    r1 = {name: run_case(name, lim1) for name in names}
     ours, alone, raw = r1["honest_1m"], r1["h5py_1m"], r1["raw_1m"]
     print(
         f"  logical bytes written: {alone['logical_bytes'] / 1e9:.2f} GB "

@@ -147,11 +147,13 @@ def write_window_file(
     layout: str | Layout = Layout.FULL,
     tutorial_time_shape: bool = False,
     workers: int | None = None,
+    compress: bool = True,
 ) -> Path:
     """Write a window file atomically (temp file, then rename); returns ``path``.
 
     Window datasets are filled a chunk at a time by ``workers`` threads (default: up to 4), so
-    peak memory is O(n_rows + a few chunks) whatever the number of windows.
+    peak memory is O(n_rows + a few chunks) whatever the number of windows. ``compress=False``
+    writes the window datasets contiguous and uncompressed (fast, large; still in blocks).
     """
     layout = Layout(layout)
     original = np.asarray(arrays.original, dtype=np.float64)
@@ -190,6 +192,7 @@ def write_window_file(
                     future,
                     tutorial_time_shape,
                     workers,
+                    compress,
                 )
     return path
 
@@ -204,6 +207,7 @@ def _write_windows(
     future: int,
     tutorial_time_shape: bool,
     workers: int | None,
+    compress: bool = True,
 ) -> None:
     """Fill the tutorial's window datasets chunk by chunk, never holding more than a few chunks.
 
@@ -222,12 +226,18 @@ def _write_windows(
         ("original_outputs", original, past, future, (n_features,)),
     ]
     datasets = [
-        create_chunked(f, name, (n, length, *tail), src.dtype, compress=True)
+        create_chunked(f, name, (n, length, *tail), src.dtype, compress=compress)
         for name, src, _, length, tail in plan
     ]
     if n == 0:
         return
-    chunk_rows = [int(ds.chunks[0]) for ds in datasets]  # read here: no HDF5 calls in threads
+    # Chunk rows (or, uncompressed, block rows), read here: no HDF5 calls in the threads.
+    chunk_rows = [
+        int(ds.chunks[0])
+        if ds.chunks
+        else 8 * _chunk_rows(ds.dtype.itemsize * int(np.prod(ds.shape[1:])), n)
+        for ds in datasets
+    ]
     # Zero-copy window views (n_starts, [F,] length); indexing their first axis copies only the
     # selected windows, many times faster than a (windows, length) fancy index.
     views = [
@@ -235,7 +245,7 @@ def _write_windows(
         for _, src, offset, length, _ in plan
     ]
 
-    def encode(k: int, lo: int) -> bytes:
+    def encode(k: int, lo: int) -> Any:
         """One chunk (rows ``lo``.. of dataset ``k``), full chunk shape, shuffled + deflated."""
         length, tail = plan[k][3], plan[k][4]
         rows = chunk_rows[k]
@@ -244,6 +254,8 @@ def _write_windows(
         if data.ndim == 3:
             data = data.transpose(0, 2, 1)
         data = np.ascontiguousarray(data).reshape((first.size, length, *tail))
+        if not compress:
+            return data
         if first.size < rows:  # edge chunk: HDF5 stores it padded to the full chunk shape
             padded = np.zeros((rows, *data.shape[1:]), dtype=data.dtype)
             padded[: first.size] = data
@@ -251,21 +263,24 @@ def _write_windows(
         shuffled = data.reshape(-1).view(np.uint8).reshape(-1, data.dtype.itemsize).T.tobytes()
         return zlib.compress(shuffled, 1)
 
+    def store(k: int, lo: int, chunk: Future[Any]) -> None:
+        ds = datasets[k]
+        if compress:
+            ds.id.write_direct_chunk((lo,) + (0,) * (ds.ndim - 1), chunk.result())
+        else:
+            data = chunk.result()
+            ds[lo : lo + data.shape[0]] = data
+
     jobs = [(k, lo) for k, rows in enumerate(chunk_rows) for lo in range(0, n, rows)]
     workers = max(1, workers or min(4, os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending: deque[tuple[int, int, Future[bytes]]] = deque()
+        pending: deque[tuple[int, int, Future[Any]]] = deque()
         for k, lo in jobs:
             pending.append((k, lo, pool.submit(encode, k, lo)))
             if len(pending) >= 2 * workers:  # bounded: a few chunks in flight
-                _store(datasets, *pending.popleft())
+                store(*pending.popleft())
         while pending:
-            _store(datasets, *pending.popleft())
-
-
-def _store(datasets: list[h5py.Dataset], k: int, lo: int, chunk: Future[bytes]) -> None:
-    ds = datasets[k]
-    ds.id.write_direct_chunk((lo,) + (0,) * (ds.ndim - 1), chunk.result())
+            store(*pending.popleft())
 
 
 class WindowFile:

@@ -617,8 +617,12 @@ def write_windows(
     spec: WindowSpec,
     windows_root: str | os.PathLike[str],
     candle_fingerprint: str | None = None,
+    compress: bool = True,
 ) -> dict[str, Any]:
-    """Cut ``candles`` per ``spec`` into ``windows_root/<id>.h5``; an existing file is kept."""
+    """Cut ``candles`` per ``spec`` into ``windows_root/<id>.h5``; an existing file is kept.
+
+    ``compress=False`` stores the window datasets uncompressed (benchmarks; much larger files).
+    """
     interval = Interval.parse(interval)
     fingerprint = candle_fingerprint or frame_fingerprint(candles)
     ds_id = window_dataset_id(symbol, interval.value, spec, fingerprint)
@@ -634,6 +638,7 @@ def write_windows(
         window_attrs(plan, symbol, interval.value, fingerprint, ds_id),
         layout=spec.layout,
         tutorial_time_shape=spec.protocol is Protocol.SEED,
+        compress=compress,
     )
     return summarize(path, created=True)
 

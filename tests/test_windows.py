@@ -535,3 +535,15 @@ def test_writing_memory_does_not_grow_with_the_number_of_windows(tmp_path):
         np.testing.assert_array_equal(
             f["original_inputs"][-1, :, 0], plan.arrays.original[last : last + 64, 0]
         )
+
+
+def test_uncompressed_write_holds_the_same_windows(tmp_path):
+    candles = poloniex_candles(poloniex_raw(POLONIEX_5M), 300_000)
+    plan = plan_windows(candles, "MINUTE_5", WindowSpec(past=32, future=8))
+    attrs = {"past": 32, "future": 8}
+    write_window_file(tmp_path / "z.h5", plan.arrays, 32, 8, attrs)
+    write_window_file(tmp_path / "u.h5", plan.arrays, 32, 8, attrs, compress=False, workers=1)
+    with h5py.File(tmp_path / "z.h5", "r") as z, h5py.File(tmp_path / "u.h5", "r") as u:
+        assert z["inputs"].compression == "gzip" and u["inputs"].compression is None
+        for name in TUTORIAL_NAMES:
+            assert np.array_equal(z[name][...], u[name][...]), name
