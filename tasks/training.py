@@ -109,6 +109,20 @@ def import_tensorflow(threads: int | None = None) -> Any:
     return tf
 
 
+def set_op_determinism(tf: Any, enabled: bool) -> None:
+    """Turn TensorFlow's op determinism on or off (process-wide).
+
+    Keras refuses XLA while it is on, so XLA-compiled (recurrent, CPU) training turns it off and
+    relies on XLA's CPU kernels being deterministic: the tests check same seed, same history.
+    """
+    if enabled:
+        tf.config.experimental.enable_op_determinism()
+        return
+    from tensorflow.python.framework import config as tf_config
+
+    tf_config.disable_op_determinism()
+
+
 # ---------------------------------------------------------------- data
 
 
@@ -176,12 +190,13 @@ class TrainOptions:
     steps_per_execution: int = DEFAULT_STEPS_PER_EXECUTION
     learning_rate: float = 0.001
 
-    def jit_for(self, model: str) -> bool:
-        """Whether to XLA-compile ``model`` (the per-family default when unset)."""
+    def jit_for(self, model: str, gpu: bool = False) -> bool:
+        """Whether to XLA-compile ``model``; unset: the CPU per-family default, off on GPUs
+        (where the recurrent layers use cuDNN)."""
         from tasks.zoo import entry
 
         if self.jit_compile is None:
-            return JIT_BY_FAMILY[entry(model).family.value]
+            return not gpu and JIT_BY_FAMILY[entry(model).family.value]
         return bool(self.jit_compile)
 
     def __post_init__(self) -> None:
@@ -375,8 +390,8 @@ def train_model(
         _check_resumable(old, record, md.path)
     # Build before writing anything: a shape that does not fit the architecture raises here.
     keras.utils.set_random_seed(int(seed))
-    with contextlib.suppress(Exception):
-        tf.config.experimental.enable_op_determinism()
+    jit = opts.jit_for(model, gpu=bool(tf.config.list_physical_devices("GPU")))
+    set_op_determinism(tf, not jit)
     fresh = build_model(model, arrays.past, arrays.future, arrays.n_features, spec_obj)
 
     md.path.mkdir(parents=True, exist_ok=True)
@@ -386,7 +401,7 @@ def train_model(
         net = keras.saving.load_model(checkpoint, compile=True, safe_mode=True)
     else:
         net = fresh
-        compile_model(net, jit_compile=opts.jit_for(model),
+        compile_model(net, jit_compile=jit,
                       steps_per_execution=opts.steps_per_execution,
                       learning_rate=opts.learning_rate)
     history = md.read_history()
@@ -491,7 +506,7 @@ def run_sweep_setting(job: dict[str, Any], on_progress: EpochCallback | None = N
                       ) -> dict[str, Any]:
     """Train every repeat of one regularization setting; rows of the tidy sweep table.
 
-    ``job``: dataset_path, model, setting_dir, target, kind, strength, repeats, epochs,
+    ``job``: dataset_path, model, setting_dir, target, reg_kind, strength, repeats, epochs,
     batch_size, seed. Repeat r uses seed ``seed + r`` (paired across settings). A repeat with a
     ``result.json`` is not trained again.
     """
@@ -501,7 +516,8 @@ def run_sweep_setting(job: dict[str, Any], on_progress: EpochCallback | None = N
     strength = float(job["strength"])
     base = spec_from_dict(model, job.get("spec"))
     regs = (
-        [{"target": job["target"], "kind": job["kind"], "strength": strength}] if strength else []
+        [{"target": job["target"], "kind": job["reg_kind"], "strength": strength}]
+        if strength else []
     )
     spec = spec_from_dict(model, {**spec_to_dict(base), "regularizers": regs})
     setting_dir = Path(job["setting_dir"])
@@ -523,7 +539,7 @@ def run_sweep_setting(job: dict[str, Any], on_progress: EpochCallback | None = N
             done = {**result, **validation_mse(captured["net"], Path(job["dataset_path"]), model)}
             md.write_result(done)
         rows.append({
-            "target": job["target"], "kind": job["kind"], "strength": strength,
+            "target": job["target"], "kind": job["reg_kind"], "strength": strength,
             "repeat": int(repeat), "val_mse_scaled": done["val_mse_scaled"],
             "val_mse_price": done["val_mse_price"], "best_val_loss": done.get("best_val_loss"),
         })
