@@ -19,7 +19,7 @@ import hashlib
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -114,7 +114,6 @@ class WindowSpec:
     splits: tuple[float, ...] | None = None  # None: the protocol's default
     layout: Layout = Layout.FULL
     drop_gaps: bool | None = None  # None: honest drops windows that span gaps, seed keeps them
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -171,12 +170,13 @@ class WindowSpec:
             )
         if any(not math.isfinite(v) or v <= 0 for v in values) or sum(values) > 1 + 1e-9:
             raise ValueError(f"splits: fractions must be > 0 and sum to at most 1, got {values}")
+        if self.protocol is Protocol.SEED and abs(sum(values) - 1) > 1e-9:
+            raise ValueError(f"splits: seed train/validation fractions must sum to 1, got {values}")
         return values
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able description (goes into the dataset id and the file's attributes)."""
         d = asdict(self)
-        d.pop("extra")
         d["protocol"] = self.protocol.value
         d["features"] = [f.value for f in self.features]
         d["scaler"] = self.scaler.value

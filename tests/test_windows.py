@@ -467,6 +467,7 @@ def test_scaler_json_round_trip_and_inverse():
         ({"features": ("close", "sentiment")}, "features"),
         ({"splits": (0.7, 0.2, 0.2)}, "splits"),
         ({"splits": (0.7, 0.3)}, "splits"),
+        ({"protocol": "seed", "splits": (0.7, 0.2)}, "splits"),
         ({"stride": 0}, "stride"),
         ({"protocol": "seed", "stride": 5}, "stride"),
         ({"protocol": "magic"}, "protocol"),
