@@ -1,0 +1,107 @@
+"""The whole pipeline as one flow: ingest -> prepare -> train the zoo -> select -> report.
+
+Every stage is a subflow with its own caching: with no new candles the candle fingerprint and
+so the dataset id are unchanged, prepare reuses its file, every training task is Cached, and the
+report is re-rendered from stored results. A retried run (the UI's Retry button) therefore skips
+the stages that completed and training resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from prefect import flow, get_run_logger
+from pydantic import Field
+
+from storage.schema import Interval
+from storage.version import DATA_FORMAT_VERSION
+from tasks.windows import Protocol
+from tasks.zoo import ModelName
+
+#: What ``make run`` trains by default: the whole zoo, sized so a 2-core CPU finishes in minutes.
+DEFAULT_MODELS: tuple[ModelName, ...] = tuple(ModelName)
+
+def training_run_id(
+    dataset: str, models: list[str], epochs: int, batch_size: int, seed: int,
+    patience: int | None,
+) -> str:
+    """The run id of a training request: ``<dataset-id>-<digest of the training settings>``.
+
+    Derived from the inputs, so a re-run with the same candles and settings lands in the same
+    run folder: finished models are not retrained (their tasks are Cached) and an interrupted
+    one resumes from its last checkpoint.
+    """
+    settings = {
+        "models": sorted(models), "epochs": epochs, "batch_size": batch_size, "seed": seed,
+        "patience": patience, "code_version": DATA_FORMAT_VERSION,
+    }
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+    return f"{Path(dataset).stem}-{digest}"
+
+
+Symbol = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,16}_[A-Za-z0-9]{1,16}$")]
+
+
+@flow(name="pipeline", log_prints=True, validate_parameters=True)
+def pipeline(
+    symbol: Symbol = "BTC_USDT",
+    interval: Interval = Interval.MINUTE_5,
+    start: datetime | None = None,
+    base_url: str | None = None,
+    data_dir: str | None = None,
+    protocol: Protocol = Protocol.HONEST,
+    past: Annotated[int, Field(ge=1, le=10_000)] = 256,
+    future: Annotated[int, Field(ge=1, le=1_000)] = 16,
+    models: Annotated[list[ModelName], Field(min_length=1)] = list(DEFAULT_MODELS),  # noqa: B006
+    epochs: Annotated[int, Field(ge=1, le=10_000)] = 20,
+    batch_size: Annotated[int, Field(ge=1, le=65_536)] = 64,
+    parallel: Annotated[int, Field(ge=1, le=64)] = 2,
+    patience: Annotated[int | None, Field(ge=1)] = 3,
+    seed: Annotated[int, Field(ge=0)] = 0,
+) -> dict[str, Any]:
+    """Ingest new candles, cut windows, train the zoo, pick checkpoints and publish the report.
+
+    Args:
+        symbol: Poloniex market, BASE_QUOTE (e.g. BTC_USDT).
+        interval: Candle interval (Poloniex names, e.g. MINUTE_5).
+        start: First candle to fetch when the store is empty (default: 30 days before now).
+        base_url: Poloniex API base URL (default $CRYPTOFLOW_POLONIEX_URL or the live API);
+            point it at `cryptoflow replay` to run offline.
+        data_dir: Data directory holding the stores (default $CRYPTOFLOW_DATA_DIR or ./data).
+        protocol: `honest` (scaler fit on training rows, train/validation/test with an
+            embargo) or `seed` (the tutorial's protocol, leaks included, for comparison).
+        past: Candles in each input window (the tutorial: 256).
+        future: Candles predicted after each window (the tutorial: 16).
+        models: Models of the zoo to train.
+        epochs: Maximum epochs per model (the tutorial: 100).
+        batch_size: Training batch size (the tutorial: 8).
+        parallel: Models trained at once, each in its own process.
+        patience: Early stopping after this many epochs without a better val_loss (empty: off).
+        seed: Random seed of every model (same seed, same history on CPU).
+    """
+    from flows.ingest import ingest
+    from flows.prepare import prepare
+    from flows.report import report
+    from flows.train import train
+
+    logger = get_run_logger()
+    ingested = ingest(
+        symbols=[symbol], interval=interval, start=start, base_url=base_url, data_dir=data_dir
+    )
+    dataset = prepare(
+        symbol=symbol, interval=interval.value, protocol=protocol.value, past=past,
+        future=future, data_dir=data_dir,
+    )
+    names = [m.value for m in models]
+    run_id = train(
+        models=names, epochs=epochs, batch_size=batch_size, parallel=parallel,
+        dataset=dataset, data_dir=data_dir, seed=seed, patience=patience,
+        run_id=training_run_id(dataset, names, epochs, batch_size, seed, patience),
+    )
+    report_path = report(run_id=run_id, data_dir=data_dir)
+    logger.info("report: %s", report_path)
+    return {"ingest": ingested, "dataset": dataset, "run_id": run_id, "report": report_path}
