@@ -533,6 +533,13 @@ def fetch_pages(
     first failure nothing after the failed page is kept. The retried unit is therefore the page
     that failed: earlier pages of the batch stay in ``batch`` across Prefect retries.
     """
+    if in_flight <= 1:
+        for start_ms, end_ms in batch.remaining:
+            page = client.fetch_candle_arrays(symbol, interval, start_ms, end_ms)
+            batch.fetched.append(page)
+            if on_page is not None:
+                on_page(symbol, len(page["open_time"]))
+        return sum(len(p["open_time"]) for p in batch.fetched)
     remaining = iter(batch.remaining)
     with ThreadPoolExecutor(max(1, in_flight), thread_name_prefix="fetch-page") as pool:
         pending: deque[Future[dict[str, np.ndarray]]] = deque()
