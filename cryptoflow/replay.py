@@ -398,6 +398,7 @@ class ReplayServer:
         params = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         entry: dict[str, Any] = {"n": None, "method": method, "path": url.path, "params": params}
         entry["client_port"] = req.client_address[1]
+        entry["time"] = time.time()
         entry["fault"] = None
         try:
             if url.path.startswith("/_replay/"):

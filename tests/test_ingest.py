@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 
 import numpy as np
@@ -269,3 +270,32 @@ def test_cli_ingest(prefect_api, data_dir, legacy, capsys):
     err = capsys.readouterr().err
     assert code == 1 and "--base-url" in err and "cryptoflow replay" in err
     assert not empty.exists()
+
+
+def test_ingest_takes_the_series_lock(prefect_api, data_dir, legacy):
+    store = _store(data_dir)
+    held = threading.Event()
+    released: list[float] = []
+
+    def hold() -> None:
+        with store.lock("BTC_USDT", "MINUTE_5"):
+            held.set()
+            time.sleep(1.0)
+            released.append(time.time())
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait()
+    with ReplayServer(legacy.iloc[:600]) as srv:
+        result = _run(srv, data_dir, start="2017-07-14")
+        first = srv.candle_requests()[0]["time"]
+    holder.join()
+    assert result[0]["added"] == 600
+    assert first >= released[0]  # nothing was fetched while another writer held the series
+
+
+def test_progress_bar_when_asked(prefect_api, data_dir, legacy, capsys):
+    with ReplayServer(legacy.iloc[:1200]) as srv:
+        _run(srv, data_dir, start="2017-07-14", progress=True)
+    err = capsys.readouterr().err
+    assert "BTC_USDT" in err and "1,200 candles" in err
