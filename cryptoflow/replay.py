@@ -428,6 +428,8 @@ class ReplayServer:
             with self._lock:
                 return 200, orjson.dumps(self.requests)
         if path == "/_replay/clock" and method == "POST":
+            if "now" not in params:
+                raise ValueError("POST /_replay/clock needs ?now=<epoch ms>")
             self.set_now(int(params["now"]))
             return 200, orjson.dumps({"now": self.now_ms})
         if path == "/_replay/faults" and method == "POST":

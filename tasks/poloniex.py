@@ -529,7 +529,8 @@ def fetch_pages(
     """Fetch the batch's remaining pages, in order, into ``batch``; return candles fetched.
 
     Up to ``in_flight`` requests run at once (over the one keep-alive client, still under its
-    rate limit) so parsing overlaps the server's work; pages are kept in order, and on the
+    rate limit) to hide a remote API's latency (on loopback one at a time is as fast, see
+    ``bench/ingest.py``); pages are kept in order, and on the
     first failure nothing after the failed page is kept. The retried unit is therefore the page
     that failed: earlier pages of the batch stay in ``batch`` across Prefect retries.
     """
