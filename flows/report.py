@@ -25,6 +25,45 @@ def _flow_run_id() -> str | None:
     return str(run_id) if run_id else None
 
 
+#: Bump when the report's content changes for the same run (figures, columns, metrics).
+REPORT_VERSION = "1"
+_INPUTS_FILE = "inputs.sha256"
+
+
+@task(name="report-inputs", cache_policy=NO_CACHE)
+def report_inputs_task(data_dir: str, run_id: str | None) -> tuple[str, str]:
+    """The run to report (default: the latest) and a fingerprint of everything its report is
+    made of: each model's spec, history and result, the window file, any sweep CSV, versions."""
+    import hashlib
+
+    from storage.version import DATA_FORMAT_VERSION
+    from tasks.evaluation import resolve_run
+
+    store = RunStore(DataLayout.at(data_dir).runs)
+    run_id = resolve_run(store, run_id)
+    info = store.read_run(run_id) or {}
+    digest = hashlib.sha256()
+    digest.update(f"{REPORT_VERSION}/{DATA_FORMAT_VERSION}/{info.get('dataset_id')}".encode())
+    run_dir = store.run_dir(run_id)
+    files = sorted(
+        p for pattern in ("*/spec.json", "*/history.csv", "*/result.json", "*.csv", "sweep*/*.csv")
+        for p in run_dir.glob(pattern)
+    )
+    for path in files:
+        digest.update(str(path.relative_to(run_dir)).encode() + b"\0" + path.read_bytes())
+    return run_id, digest.hexdigest()
+
+
+@task(name="reuse-report", cache_policy=NO_CACHE)
+def reusable_report_task(data_dir: str, run_id: str, fingerprint: str) -> str | None:
+    """The existing ``report.html`` of ``run_id`` if it was made from exactly these inputs."""
+    report_dir = DataLayout.at(data_dir).reports / validate_name(run_id)
+    html, stamp = report_dir / "report.html", report_dir / _INPUTS_FILE
+    if html.is_file() and stamp.is_file() and stamp.read_text().strip() == fingerprint:
+        return str(html)
+    return None
+
+
 @task(name="evaluate-run", cache_policy=NO_CACHE)
 def evaluate_run_task(data_dir: str, run_id: str | None) -> Any:
     """Select each model's epoch, score models and baselines, choose the champion."""
@@ -83,15 +122,20 @@ def render_report_task(evaluation: Any, sweep: Any, flow_run_id: str | None) -> 
 
 
 @task(name="write-report", cache_policy=NO_CACHE)
-def write_report_task(data_dir: str, rendered: dict[str, Any]) -> dict[str, str]:
-    """Write the report folder atomically; returns the written paths."""
+def write_report_task(
+    data_dir: str, rendered: dict[str, Any], fingerprint: str | None = None
+) -> dict[str, str]:
+    """Write the report folder atomically, then the fingerprint of its inputs; returns paths."""
     from tasks.report import write_report_files
 
     run_id = validate_name(rendered["meta"]["run_id"])
     report_dir = DataLayout.at(data_dir).reports / run_id
-    return write_report_files(
+    paths = write_report_files(
         report_dir, rendered["meta"], rendered["rows"], rendered["figures"], rendered["html"]
     )
+    if fingerprint is not None:  # written last: a crash before it means "not up to date"
+        atomic_write_text(report_dir / _INPUTS_FILE, fingerprint + "\n")
+    return paths
 
 
 @task(name="publish-artifacts", cache_policy=NO_CACHE)
@@ -149,10 +193,15 @@ def report(run_id: str | None = None, data_dir: str | None = None) -> str:
     """Report one run (default: the latest); returns the path of its ``report.html``."""
     root = str(DataLayout.at(data_dir).root)
     flow_run_id = _flow_run_id()
+    run_id, fingerprint = report_inputs_task(root, run_id)
+    existing = reusable_report_task(root, run_id, fingerprint)
+    if existing is not None:
+        get_run_logger().info("report of run %s is up to date: %s", run_id, existing)
+        return existing
     evaluation = evaluate_run_task(root, run_id)
     sweep = load_sweep_task(root, evaluation.run_id)
     rendered = render_report_task(evaluation, sweep, flow_run_id)
-    paths = write_report_task(root, rendered)
+    paths = write_report_task(root, rendered, fingerprint)
     publish_artifacts_task(rendered, paths["report_html"])
     record_champion_task(root, evaluation, flow_run_id)
     get_run_logger().info(

@@ -10,6 +10,8 @@ which keeps two flow runs on one machine from sharing a GPU.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import queue
 import sys
 import threading
@@ -18,12 +20,12 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
 
 from storage.layout import DataLayout
 from storage.runs import RunStore, new_run_id, validate_name
 from storage.schema import Interval, validate_symbol
+from storage.version import DATA_FORMAT_VERSION
 from tasks.training import (
     Slot,
     TrainOptions,
@@ -176,10 +178,21 @@ def run_in_slot(
         slots.put(slot)
 
 
+def training_cache_key(context: Any, parameters: dict[str, Any]) -> str:
+    """Cache key of one training: model, window file (its name is the dataset id), run folder,
+    options and code version. Slots and progress bars are plumbing, not inputs."""
+    payload = {k: parameters[k] for k in ("model", "dataset_path", "run_dir", "options")}
+    payload["code_version"] = DATA_FORMAT_VERSION
+    blob = json.dumps(payload, sort_keys=True, default=str).encode()
+    return "train-" + hashlib.sha256(blob).hexdigest()
+
+
 @task(
     name="train-model",
     task_run_name="{model}",
-    cache_policy=NO_CACHE,
+    cache_key_fn=training_cache_key,
+    persist_result=True,
+    result_serializer="json",  # small dicts of paths and numbers; never pickles
     retries=1,
     retry_delay_seconds=2,
     retry_condition_fn=_is_retryable,
@@ -290,12 +303,15 @@ def train(
     job_options = {"epochs": epochs, "batch_size": batch_size, "seed": seed,
                    "patience": patience, "checkpoints": options.checkpoints.value}
     with TerminalProgress(progress_bar and sys.stderr.isatty()) as bar:
-        futures = [
-            train_model_task.submit(
-                name, str(path), str(store.model_dir(run_id, name)), job_options, free, bar
+        futures = []
+        for name in names:
+            model_dir = store.model_dir(run_id, name)
+            # A cached result is only good while the model's result.json is there.
+            finished = (model_dir / "result.json").is_file()
+            task_ = train_model_task.with_options(refresh_cache=not finished)
+            futures.append(
+                task_.submit(name, str(path), str(model_dir), job_options, free, bar)
             )
-            for name in names
-        ]
         wait(futures)
     results = [f.result(raise_on_failure=False) for f in futures]
     failed = [n for n, r in zip(names, results, strict=True) if isinstance(r, BaseException)]
