@@ -137,10 +137,10 @@ def load_checkpoint(path: Path) -> Any:
         raise ValueError(f"refusing to load {path}: only native .keras checkpoints are loaded")
     if not path.is_file():
         raise CheckpointMissingError(f"checkpoint not found: {path}")
-    try:  # the zoo registers its custom layers, if any, on import
-        import tasks.zoo  # noqa: F401
-    except ImportError:
-        pass
+    import tasks.zoo  # noqa: F401 - the zoo registers its custom layers, if any, on import
+    from tasks.training import import_tensorflow
+
+    import_tensorflow()  # quietly: TensorFlow's C++ start-up chatter stays out of the logs
     import keras
 
     return keras.saving.load_model(path, compile=False, safe_mode=True)
