@@ -1,0 +1,156 @@
+"""Task runners for the zoo: local threads/processes, or a Dask cluster (local or remote).
+
+``make_task_runner("dask", address=None)`` makes a ``LocalCluster`` sized to the machine (one
+single-threaded worker process per slot, each pinned to its device by ``tasks.dask_worker``);
+with an address (``tcp://host:8786``) it connects to a running scheduler whose workers were
+started with ``--preload tasks.dask_worker`` (and ``--resources GPU=1`` on GPU hosts).
+``train_on_runner`` submits one ``train_model_on_worker`` task per model to such a runner from
+inside any flow, asking for one GPU per task (``dask.annotate(resources={"GPU": 1})``) when the
+run targets GPUs, and returns each model's result (the same dict as the local process path).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from enum import StrEnum
+from typing import Any
+
+from prefect.futures import wait
+from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
+
+from tasks.training import available_cores, detect_gpus
+
+DASK_PRELOAD = "tasks.dask_worker"
+_ADDRESS_SCHEMES = ("tcp://", "tls://", "inproc://", "ucx://", "ws://", "wss://")
+
+
+class RunnerKind(StrEnum):
+    """Where a flow's tasks run."""
+
+    PROCESS = "process"  # Prefect's ProcessPoolTaskRunner (one process per concurrent task)
+    THREAD = "thread"  # Prefect's ThreadPoolTaskRunner (the zoo's tasks start their own processes)
+    DASK = "dask"  # prefect-dask's DaskTaskRunner on a LocalCluster or a running scheduler
+
+
+def validate_address(address: str) -> str:
+    """A Dask scheduler address such as ``tcp://10.0.0.5:8786`` (ValueError otherwise)."""
+    text = address.strip()
+    if not text.startswith(_ADDRESS_SCHEMES) or any(c.isspace() for c in text):
+        raise ValueError(f"bad Dask scheduler address {address!r}: use tcp://host:port")
+    host_port = text.split("://", 1)[1]
+    if not host_port or host_port.startswith(":"):
+        raise ValueError(f"bad Dask scheduler address {address!r}: no host")
+    return text
+
+
+def local_cluster_kwargs(n_workers: int | None, gpus: int, cores: int) -> dict[str, Any]:
+    """``LocalCluster`` arguments: one single-threaded worker process per slot, pinned devices.
+
+    GPUs: one worker per GPU with resource ``GPU=1``. CPU: ``n_workers`` (default: one per two
+    cores, at least one) sharing the cores, ``cores // n_workers`` TensorFlow threads each.
+    """
+    if gpus < 0:
+        raise ValueError(f"gpus must be >= 0, got {gpus}")
+    if n_workers is not None and n_workers < 1:
+        raise ValueError(f"n_workers must be >= 1, got {n_workers}")
+    n = n_workers or (gpus if gpus else max(1, cores // 2))
+    threads = max(1, cores // n)
+    kwargs: dict[str, Any] = {
+        "n_workers": n,
+        "threads_per_worker": 1,
+        "processes": True,
+        "dashboard_address": None,
+        "host": "127.0.0.1",
+        "preload": [DASK_PRELOAD],
+        "env": {
+            "CRYPTOFLOW_WORKER_THREADS": str(threads),
+            "OMP_NUM_THREADS": str(threads),
+            "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+            "KERAS_BACKEND": "tensorflow",
+        },
+    }
+    if gpus:
+        kwargs["resources"] = {"GPU": 1}
+    return kwargs
+
+
+def make_task_runner(
+    kind: RunnerKind | str,
+    address: str | None = None,
+    n_workers: int | None = None,
+    gpus: int = 0,
+) -> TaskRunner:
+    """A Prefect task runner of ``kind``; for Dask, ``address`` or a LocalCluster sized here."""
+    kind = RunnerKind(kind)
+    if address is not None and kind is not RunnerKind.DASK:
+        raise ValueError("a Dask address needs --task-runner dask")
+    if kind is RunnerKind.THREAD:
+        return ThreadPoolTaskRunner(max_workers=n_workers)
+    if kind is RunnerKind.PROCESS:
+        return ProcessPoolTaskRunner(max_workers=n_workers)
+    from prefect_dask import DaskTaskRunner
+
+    if address:
+        return DaskTaskRunner(address=validate_address(address))
+    return DaskTaskRunner(
+        cluster_class="distributed.LocalCluster",
+        cluster_kwargs=local_cluster_kwargs(n_workers, gpus, available_cores()),
+    )
+
+
+@contextlib.contextmanager
+def gpu_resources(gpus: bool) -> Iterator[None]:
+    """Within the block, Dask submissions ask for one ``GPU`` resource each (when ``gpus``)."""
+    if not gpus:
+        yield
+        return
+    import dask
+
+    with dask.annotate(resources={"GPU": 1}):
+        yield
+
+
+def pin_devices(runner: TaskRunner) -> None:
+    """Register the device-pinning plugin on every worker of a Dask runner's cluster."""
+    client = getattr(runner, "client", None)
+    if client is None:
+        return
+    from tasks.dask_worker import DevicePinning
+
+    client.register_plugin(DevicePinning(), name=DevicePinning.name)
+
+
+def run_targets_gpus(devices: str) -> bool:
+    """Whether a ``--devices`` value (auto | cpu | gpu:0,1) trains on GPUs on this machine."""
+    text = (devices or "auto").strip().lower()
+    return text.startswith("gpu") or (text == "auto" and bool(detect_gpus()))
+
+
+def train_on_runner(
+    runner: TaskRunner,
+    models: list[str],
+    dataset_path: str,
+    run_dirs: dict[str, str],
+    options: dict[str, Any],
+    gpus: bool = False,
+) -> dict[str, dict[str, Any] | BaseException]:
+    """Inside a flow: train each model as one task on ``runner``; model -> result or exception.
+
+    ``options`` are ``train_model`` keywords (epochs, batch_size, seed, patience, checkpoints).
+    """
+    from tasks.dask_worker import train_model_on_worker
+
+    with runner:
+        pin_devices(runner)
+        with gpu_resources(gpus):
+            futures = {
+                m: runner.submit(train_model_on_worker, parameters={
+                    "model": m, "dataset_path": dataset_path, "run_dir": run_dirs[m],
+                    "options": options,
+                })
+                for m in models
+            }
+        wait(list(futures.values()))
+        return {m: f.result(raise_on_failure=False) for m, f in futures.items()}
