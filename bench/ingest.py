@@ -80,6 +80,17 @@ def _ms(text: str) -> int:
     return int(pd.Timestamp(text, tz="UTC").value // 1_000_000)
 
 
+def _cpu_s(pid: int | None = None) -> float:
+    """User + system CPU seconds of this process, or of process ``pid``."""
+    if pid is None:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+    import psutil
+
+    t = psutil.Process(pid).cpu_times()
+    return t.user + t.system
+
+
 def run_flow(url: str, data_dir: Path, in_flight: int) -> tuple[int, float]:
     """The ingest flow, end to end, into an empty store (candles added, seconds)."""
     from flows.ingest import ingest
@@ -144,7 +155,9 @@ def main(argv: list[str] | None = None) -> int:
             ingest(base_url=url, data_dir=str(work / "warm"), start="2017-12-30",
                    max_requests_per_second=0, progress=False)  # fmt: skip
             rss_before = _peak_rss_mb()
+            cpu_client, cpu_server = _cpu_s(), _cpu_s(replay.pid)
             n_flow, t_flow = run_flow(url, work / "flow4", in_flight=4)
+            cpu_client, cpu_server = _cpu_s() - cpu_client, _cpu_s(replay.pid) - cpu_server
             rss_flow = _peak_rss_mb()
             n_flow1, t_flow1 = run_flow(url, work / "flow1", in_flight=1)
             n_floor, t_floor = run_floor(url)
@@ -171,6 +184,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{'met' if rate >= TARGET_RATE else 'NOT met'}); peak RSS {rss_flow:.0f} MB "
         f"(before the backfill {rss_before:.0f} MB; target <= {TARGET_RSS_MB}: "
         f"{'met' if rss_flow <= TARGET_RSS_MB else 'NOT met'})"
+    )
+    cpu_bound = n_flow / max(cpu_client, cpu_server)
+    print(
+        f"CPU of that run: ingest process {cpu_client:.2f} s, replay server {cpu_server:.2f} s "
+        f"-> {cpu_bound:,.0f} candles/s when each has a free core (load average now "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: wall times above include waiting "
+        "for other processes)"
     )
     append_bench = ROOT / "bench" / "ingest_append.py"
     if append_bench.exists() and not args.skip_append:
