@@ -1,0 +1,172 @@
+"""Training speed: each zoo model per epoch against a faithful tutorial-style baseline, and the
+whole zoo trained in parallel against serially. Figures are ratios measured in this same run.
+
+Windows: the tutorial's setting (``seed`` protocol: non-overlapping N=256 -> K=16 close windows,
+80/20 split) cut from the Bitfinex 5-minute 2015-2017 series in ../shared/data (the stand-in for
+the tutorial's Poloniex data), or ``--dataset PATH``.
+
+1. Per model: baseline = the tutorial's loop (``model.fit`` on NumPy arrays, batch 8, shuffle,
+   TensorFlow defaults, ``CSVLogger`` + a checkpoint every epoch) vs ``tasks.training.train_model``
+   (same architecture, batch 8, its default pipeline: several steps per graph call, XLA for the
+   recurrent models on CPU, checkpoint + history every epoch). Time per epoch is the median over
+   epochs 2..E (epoch 1 holds tracing/compilation); final val_loss of both is printed.
+2. Zoo: ``flows.train.train`` with ``--parallel 1`` (serial; 2 threads) vs ``--parallel 2``
+   (2 processes, 1 thread each), wall time of the flow (Prefect API started beforehand).
+
+Run: ``.venv/bin/python bench/train.py [--epochs 4] [--models all] [--zoo-epochs 2] [--skip-zoo]``.
+The machine may be shared: the script prints the load average before and after each part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+SHARED = Path(os.environ.get("CRYPTO_SHARED_DATA", REPO.parent / "shared" / "data"))
+BITFINEX_5M = SHARED / "bitfinex-BTCUSD-5m-2015--2017.csv.gz"
+
+
+def tutorial_windows(path: Path) -> Path:
+    """The tutorial's window set (seed protocol, N=256, K=16, close) at ``path``."""
+    from storage.schema import cast_candles
+    from storage.version import DATA_FORMAT_VERSION
+    from storage.windows import write_window_file
+    from tasks.windows import WindowSpec, plan_windows
+
+    raw = pd.read_csv(BITFINEX_5M)
+    ms = raw["timestamp"].astype("int64") * 1000
+    candles = cast_candles(pd.DataFrame({
+        "open_time": ms, "open": raw["open"], "high": raw["high"], "low": raw["low"],
+        "close": raw["close"], "volume_base": raw["volume"],
+        "volume_quote": raw["volume"] * raw["close"], "trade_count": 0,
+        "close_time": ms + 299_999,
+    }))
+    spec = WindowSpec(protocol="seed", past=256, future=16)
+    plan = plan_windows(candles, "MINUTE_5", spec)
+    attrs = {"past": 256, "future": 16, "stride": spec.stride, "features": '["close"]',
+             "protocol": "seed", "scaler": plan.scaler.to_json(), "target_feature": 0,
+             "dataset_id": path.stem, "symbol": "BTC_USDT", "interval": "MINUTE_5",
+             "code_version": DATA_FORMAT_VERSION, "candle_fingerprint": "bench",
+             "time_unit": plan.time_unit}
+    return write_window_file(path, plan.arrays, 256, 16, attrs)
+
+
+def load(path: Path, model: str) -> tuple[np.ndarray, ...]:
+    from tasks.training import read_training_arrays
+
+    a = read_training_arrays(path, model)
+    return a.x_train, a.y_train, a.x_val, a.y_val
+
+
+def baseline_epochs(path: Path, model: str, epochs: int, workdir: Path) -> tuple[float, float]:
+    """The tutorial's loop; returns (median seconds per epoch over epochs 2.., final val_loss)."""
+    import keras
+
+    from tasks.training import import_tensorflow, set_op_determinism
+    from tasks.zoo import build_model
+
+    tf = import_tensorflow()
+    set_op_determinism(tf, False)  # TensorFlow defaults
+    x, y, xv, yv = load(path, model)
+    keras.utils.set_random_seed(0)
+    net = build_model(model, x.shape[1], y.shape[1], x.shape[2])
+    net.compile(loss="mse", optimizer="adam")
+    times: list[float] = []
+
+    class Clock(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter() - self.t0)
+
+    ckpt = str(workdir / f"{model}-{{epoch:02d}}-{{val_loss:.5f}}.keras")
+    fit = net.fit(x, y, batch_size=8, validation_data=(xv, yv), epochs=epochs, verbose=0,
+                  callbacks=[keras.callbacks.CSVLogger(str(workdir / f"{model}.csv"), append=True),
+                             keras.callbacks.ModelCheckpoint(ckpt, monitor="val_loss"), Clock()])
+    return float(np.median(times[1:] or times)), float(fit.history["val_loss"][-1])
+
+
+def ours_epochs(path: Path, model: str, epochs: int, workdir: Path) -> tuple[float, float]:
+    """``train_model`` with its defaults; returns (median s/epoch over epochs 2.., val_loss)."""
+    from storage.runs import ModelDir
+    from tasks.training import train_model
+
+    run_dir = workdir / "runs" / model
+    train_model(path, model, run_dir, epochs=epochs, batch_size=8, seed=0)
+    h = ModelDir(run_dir).read_history()
+    secs = h["seconds"].to_numpy()
+    return float(np.median(secs[1:] if len(secs) > 1 else secs)), float(h["val_loss"].iloc[-1])
+
+
+def per_model(path: Path, models: list[str], epochs: int, workdir: Path) -> None:
+    print(f"\n== per-model epoch time, batch 8, {epochs} epochs (median of epochs 2..{epochs})")
+    print(f"load average {os.getloadavg()[0]:.2f}")
+    print(f"{'model':<16} {'baseline s':>10} {'ours s':>8} {'speed-up':>8} "
+          f"{'val_loss base':>13} {'val_loss ours':>13}")
+    for model in models:
+        b_t, b_v = baseline_epochs(path, model, epochs, workdir)
+        o_t, o_v = ours_epochs(path, model, epochs, workdir)
+        print(f"{model:<16} {b_t:>10.3f} {o_t:>8.3f} {b_t / o_t:>7.2f}x {b_v:>13.3e} {o_v:>13.3e}",
+              flush=True)
+    print(f"load average {os.getloadavg()[0]:.2f}")
+
+
+def zoo(path: Path, models: list[str], epochs: int, workdir: Path) -> None:
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.train import train
+
+    print(f"\n== whole zoo ({len(models)} models, {epochs} epochs), wall time of the train flow")
+    with prefect_test_harness(server_startup_timeout=120):
+        walls = {}
+        for parallel in (1, 2):
+            print(f"load average {os.getloadavg()[0]:.2f}")
+            t0 = time.perf_counter()
+            train(models=models, epochs=epochs, parallel=parallel, devices="cpu",
+                  dataset=str(path), data_dir=str(workdir / f"zoo{parallel}"), seed=0)
+            walls[parallel] = time.perf_counter() - t0
+            print(f"--parallel {parallel}: {walls[parallel]:.1f} s", flush=True)
+    print(f"parallel 2 / serial = {walls[2] / walls[1]:.2f} (target <= 0.65)")
+
+
+def main() -> None:
+    from tasks.zoo import parse_models
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", default=None, help="window file (default: tutorial windows)")
+    p.add_argument("--models", default="all")
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--zoo-epochs", type=int, default=2)
+    p.add_argument("--skip-zoo", action="store_true")
+    p.add_argument("--skip-models", action="store_true")
+    args = p.parse_args()
+    models = parse_models(args.models)
+    with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
+        work = Path(tmp)
+        if args.dataset:
+            path = Path(args.dataset)
+        elif BITFINEX_5M.exists():
+            path = tutorial_windows(work / "tutorial.h5")
+        else:
+            sys.exit(f"{BITFINEX_5M} not found: pass --dataset or set CRYPTO_SHARED_DATA")
+        print(f"windows: {path} on {os.cpu_count()} cores")
+        if not args.skip_models:
+            per_model(path, models, args.epochs, work)
+        if not args.skip_zoo:
+            zoo(path, models, args.zoo_epochs, work)
+
+
+if __name__ == "__main__":
+    main()
