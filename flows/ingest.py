@@ -221,6 +221,21 @@ def ingest(
     one resumes after its last candle. ``end`` defaults to the server's now. ``retries`` and
     ``retry_delays`` (seconds, jittered 50%) apply to each page fetch; ``base_url``, rate limit
     and timeout default to ``CRYPTOFLOW_*`` settings.
+
+    Args:
+        symbols: Markets to ingest in parallel, e.g. BTC_USDT.
+        interval: Candle interval (Poloniex names; MONTH_1 is not supported).
+        start: First candle of a new store (UTC); default lookback_days before the server's now.
+        end: Last candle to fetch (UTC); default the server's now.
+        base_url: Poloniex API or a `cryptoflow replay` URL (default $CRYPTOFLOW_POLONIEX_URL).
+        data_dir: Data directory (default $CRYPTOFLOW_DATA_DIR or ./data).
+        lookback_days: History fetched into a new store when start is empty.
+        retries: Retries of a failing page (default $CRYPTOFLOW_RETRIES or 4).
+        retry_delays: Seconds before each retry, the last repeating (default 1, 4, 15, 60).
+        max_requests_per_second: Client-side rate limit, 0 = off (default 20).
+        timeout: Seconds before one HTTP request times out (default 10).
+        max_in_flight: Page requests of one symbol in flight at once (default 4).
+        progress: Draw a progress bar on stderr (default: only on a terminal).
     """
     names, iv, start_ms, end_ms, url = validate_request(
         symbols, interval, start, end, base_url, lookback_days
