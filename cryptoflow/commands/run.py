@@ -58,17 +58,39 @@ def _parameters(args: argparse.Namespace) -> dict:
     return params
 
 
+def preflight(base_url: str | None) -> None:
+    """Fail in seconds, before any Prefect server starts, when the candle API is unreachable."""
+    from tasks.poloniex import PoloniexClient, PoloniexError, PoloniexSettings
+
+    url = base_url or PoloniexSettings().poloniex_url
+    try:
+        with PoloniexClient(url, timeout=5.0, max_requests_per_second=0) as client:
+            client.server_time_ms()
+    except PoloniexError as exc:
+        raise ValueError(
+            f"cannot reach the Poloniex API at {url}: {exc}. Without network access, start "
+            "`cryptoflow replay --data FILE` and pass the URL it prints as --base-url "
+            "(or run `make demo`). Nothing was written."
+        ) from None
+
+
 def main(args: argparse.Namespace) -> int:
-    params = _parameters(args)
-    if not os.environ.get("PREFECT_API_URL"):
-        print("PREFECT_API_URL is not set: using a temporary local Prefect server", file=sys.stderr)
     from prefect.exceptions import ParameterTypeError
 
     from flows.pipeline import pipeline
 
-    try:
-        result = pipeline(**params)
+    params = _parameters(args)
+    try:  # the flow's own typed signature: bad values fail here, naming the parameter
+        pipeline.validate_parameters(params)
     except ParameterTypeError as exc:
         raise ValueError(str(exc)) from None
+    preflight(params["base_url"])
+    if not os.environ.get("PREFECT_API_URL"):
+        print("PREFECT_API_URL is not set: using a temporary local Prefect server", file=sys.stderr)
+    try:
+        result = pipeline(**params)
+    except Exception as exc:  # the flow run is Failed; Prefect's log above has the details
+        print(f"cryptoflow run: failed: {exc}", file=sys.stderr)
+        return 1
     print(result["report"])
     return 0
