@@ -92,5 +92,6 @@ def main(args: argparse.Namespace) -> int:
     except Exception as exc:  # the flow run is Failed; Prefect's log above has the details
         print(f"cryptoflow run: failed: {exc}", file=sys.stderr)
         return 1
-    print(result["report"])
+    print(f"run:    {result['run_id']}")
+    print(f"report: {result['report']}")
     return 0
