@@ -1,0 +1,272 @@
+"""A data directory on object storage (``s3://bucket/prefix``, any fsspec URL), as a local mirror.
+
+The stores (``storage/candles.py``, windows, runs) keep working on local files: ``mirrored(url)``
+downloads what is missing or changed into a local cache folder, yields that folder as the data
+directory, and afterwards uploads every file that changed there, so other hosts see the same
+data. Rules:
+
+- Uploads never expose a partial object: each file is streamed to its final key with one
+  ``PutObject`` (small files) or one multipart upload that S3 only makes visible when it is
+  completed; an interrupted upload leaves the previous object (or none) in place. On stores
+  without atomic object writes (``file://``, ``ssh``) the file goes to a hidden temporary name
+  beside the target and is renamed into place.
+- Files whose name starts with ``.`` (the stores' temporary files and lock files) never travel.
+- Downloads are atomic too (``storage.atomic.atomic_path``); a local file is refreshed when the
+  remote object's size or ETag differs from what the last sync recorded.
+- A manifest ``.remote-manifest.json`` in the cache records, per relative path, the local size
+  and mtime and the remote ETag seen at the last sync; a push sends files whose size or mtime
+  changed since, and deletes remote objects whose local file was deleted (pruned checkpoints).
+
+Concurrency: one writer per series at a time (the ingest deployment's concurrency limit of 1);
+object storage has no ``flock``, so two hosts appending to the same series at once would race
+(last upload wins, whole files only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import posixpath
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from storage.atomic import atomic_path, atomic_write_text
+
+MANIFEST = ".remote-manifest.json"
+#: Protocols whose object writes are atomic (a PUT or a completed multipart upload).
+ATOMIC_PUT = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "memory"}
+#: Bytes per multipart part and per streamed chunk (S3's minimum part size is 5 MiB).
+CHUNK = 8 * 1024 * 1024
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+_BAD_PART = re.compile(r"(^|/)\.\.?(/|$)")
+
+
+def is_remote(data_dir: str | os.PathLike[str] | None) -> bool:
+    """Whether ``data_dir`` is an fsspec URL other than a plain local path / ``file://``."""
+    text = os.fspath(data_dir) if data_dir is not None else ""
+    return bool(_URL.match(text)) and not text.lower().startswith("file://")
+
+
+def default_cache(url: str) -> Path:
+    """Local cache folder of ``url``: ``$CRYPTOFLOW_CACHE_DIR`` or ``~/.cache/cryptoflow``."""
+    base = Path(os.environ.get("CRYPTOFLOW_CACHE_DIR", Path.home() / ".cache" / "cryptoflow"))
+    digest = hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:16]
+    return base / f"mirror-{digest}"
+
+
+@dataclass
+class SyncReport:
+    """What one pull or push moved (relative POSIX paths)."""
+
+    transferred: list[str]
+    deleted: list[str]
+    skipped: int
+
+
+class RemoteDataDir:
+    """A remote data directory mirrored into a local cache folder."""
+
+    def __init__(self, url: str, cache: Path | None = None,
+                 storage_options: dict[str, Any] | None = None) -> None:
+        import fsspec
+
+        if not is_remote(url):
+            raise ValueError(f"not a remote URL: {url!r} (use a local --data-dir instead)")
+        self.url = url.rstrip("/")
+        self.fs, root = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
+        self.root = root.rstrip("/")
+        self.protocol = _protocol(self.fs)
+        self.cache = Path(cache) if cache is not None else default_cache(self.url)
+        self.cache.mkdir(parents=True, exist_ok=True)
+
+    # ------------------------------------------------------------ manifest
+
+    def _manifest(self) -> dict[str, dict[str, Any]]:
+        path = self.cache / MANIFEST
+        if not path.is_file():
+            return {}
+        data = json.loads(path.read_text())
+        return data if isinstance(data, dict) else {}
+
+    def _save_manifest(self, manifest: dict[str, dict[str, Any]]) -> None:
+        atomic_write_text(self.cache / MANIFEST, json.dumps(manifest, sort_keys=True, indent=1))
+
+    # ------------------------------------------------------------ paths
+
+    def remote_path(self, rel: str) -> str:
+        """Remote key of a relative path (validated: no ``..``, no absolute paths)."""
+        return f"{self.root}/{safe_relative(rel)}"
+
+    def local_files(self) -> dict[str, Path]:
+        """Relative POSIX path -> local file, for every shareable file in the cache."""
+        out: dict[str, Path] = {}
+        for dirpath, dirnames, filenames in os.walk(self.cache):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in filenames:
+                if name.startswith("."):
+                    continue
+                path = Path(dirpath) / name
+                out[path.relative_to(self.cache).as_posix()] = path
+        return out
+
+    def remote_files(self) -> dict[str, dict[str, Any]]:
+        """Relative POSIX path -> object info (size, etag) for every shareable remote object."""
+        if not self.fs.exists(self.root):
+            return {}
+        self.fs.invalidate_cache(self.root)
+        found = self.fs.find(self.root, detail=True)
+        out: dict[str, dict[str, Any]] = {}
+        prefix = self.root + "/"
+        for key, info in found.items():
+            key = key.rstrip("/")
+            if info.get("type") == "directory" or not key.startswith(prefix):
+                continue
+            rel = key[len(prefix):]
+            if any(part.startswith(".") for part in rel.split("/")):
+                continue
+            out[rel] = {"size": int(info.get("size") or 0), "etag": _etag(info)}
+        return out
+
+    # ------------------------------------------------------------ sync
+
+    def pull(self, prefix: str = "") -> SyncReport:
+        """Download remote objects (under ``prefix``) missing or changed in the cache."""
+        prefix = safe_relative(prefix) if prefix else ""
+        manifest = self._manifest()
+        done, skipped = [], 0
+        for rel, info in sorted(self.remote_files().items()):
+            if prefix and not (rel == prefix or rel.startswith(prefix.rstrip("/") + "/")):
+                continue
+            local = self.cache / rel
+            seen = manifest.get(rel, {})
+            if (local.is_file() and seen.get("etag") == info["etag"]
+                    and seen.get("remote_size") == info["size"]
+                    and _stat(local) == (seen.get("size"), seen.get("mtime_ns"))):
+                skipped += 1
+                continue
+            local.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(local) as tmp:
+                self.fs.get_file(self.remote_path(rel), str(tmp))
+            size, mtime_ns = _stat(local)
+            manifest[rel] = {"size": size, "mtime_ns": mtime_ns, "etag": info["etag"],
+                             "remote_size": info["size"]}
+            done.append(rel)
+        self._save_manifest(manifest)
+        return SyncReport(done, [], skipped)
+
+    def push(self, on_chunk: Callable[[str, int], None] | None = None) -> SyncReport:
+        """Upload files changed in the cache since the last sync; delete remote files removed."""
+        manifest = self._manifest()
+        local = self.local_files()
+        done, deleted, skipped = [], [], 0
+        for rel, path in sorted(local.items()):
+            size, mtime_ns = _stat(path)
+            seen = manifest.get(rel, {})
+            if (seen.get("size"), seen.get("mtime_ns")) == (size, mtime_ns):
+                skipped += 1
+                continue
+            self.upload(path, rel, on_chunk)
+            info = self.fs.info(self.remote_path(rel))
+            manifest[rel] = {"size": size, "mtime_ns": mtime_ns, "etag": _etag(info),
+                             "remote_size": int(info.get("size") or 0)}
+            done.append(rel)
+        for rel in sorted(set(manifest) - set(local)):
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(self.remote_path(rel))
+            del manifest[rel]
+            deleted.append(rel)
+        self._save_manifest(manifest)
+        return SyncReport(done, deleted, skipped)
+
+    def upload(self, path: Path, rel: str,
+               on_chunk: Callable[[str, int], None] | None = None) -> None:
+        """Stream one file to its key so that no partial object is ever visible there."""
+        target = self.remote_path(rel)
+        atomic = self.protocol in ATOMIC_PUT
+        parent, name = posixpath.split(target)
+        dest = target if atomic else f"{parent}/.{name}.{os.getpid()}.tmp"
+        if not atomic:
+            self.fs.makedirs(parent, exist_ok=True)
+        sent = 0
+        # S3: bytes below block_size go in one PutObject at close(); more start a multipart
+        # upload whose parts stay invisible until close() completes it. Not a `with` block:
+        # leaving one on an exception would close(), i.e. commit the partial object.
+        out = self.fs.open(dest, "wb", block_size=CHUNK)
+        try:
+            with open(path, "rb") as src:
+                while chunk := src.read(CHUNK):
+                    out.write(chunk)
+                    sent += len(chunk)
+                    if on_chunk is not None:
+                        on_chunk(rel, sent)
+        except BaseException:
+            _discard(out)
+            if not atomic:
+                with contextlib.suppress(Exception):
+                    self.fs.rm_file(dest)
+            raise
+        out.close()
+        if not atomic:
+            self.fs.mv(dest, target)
+
+
+@contextlib.contextmanager
+def mirrored(data_dir: str | os.PathLike[str] | None, cache: Path | None = None,
+             storage_options: dict[str, Any] | None = None) -> Iterator[str | None]:
+    """Yield a local data directory for ``data_dir``; for a remote URL, a synced mirror.
+
+    Local paths (and None) pass through untouched. For a URL: pull before, push after the block
+    (also when it raised, so completed files are not lost; a half-written file never exists
+    under its final name locally, so it is never uploaded).
+    """
+    if data_dir is None or not is_remote(data_dir):
+        yield None if data_dir is None else os.fspath(data_dir)
+        return
+    remote = RemoteDataDir(os.fspath(data_dir), cache, storage_options)
+    remote.pull()
+    try:
+        yield str(remote.cache)
+    finally:
+        remote.push()
+
+
+def safe_relative(rel: str) -> str:
+    """A relative POSIX path inside the data directory (ValueError for ``..``/absolute)."""
+    text = rel.replace("\\", "/").strip("/") if rel else ""
+    if not text or rel.startswith("/") or _BAD_PART.search(text) or "//" in text:
+        raise ValueError(f"bad relative path in a data directory: {rel!r}")
+    return text
+
+
+def _discard(out: Any) -> None:
+    """Abandon an unfinished remote file without committing it (aborts a multipart upload)."""
+    with contextlib.suppress(Exception):
+        out.discard()
+    try:
+        out.closed = True  # so neither close() nor __del__ commits what was written
+    except AttributeError:  # a plain file object (local temp name): close it, caller removes it
+        with contextlib.suppress(Exception):
+            out.close()
+
+
+def _protocol(fs: Any) -> str:
+    proto = fs.protocol
+    return (proto[0] if isinstance(proto, (tuple, list)) else proto).lower()
+
+
+def _etag(info: dict[str, Any]) -> str | None:
+    value = info.get("ETag") or info.get("etag") or info.get("md5")
+    if value is None:
+        mtime = info.get("mtime") or info.get("LastModified") or info.get("created")
+        return f"{info.get('size')}-{mtime}" if mtime is not None else None
+    return str(value).strip('"')
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
