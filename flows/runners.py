@@ -122,6 +122,15 @@ def pin_devices(runner: TaskRunner) -> None:
     client.register_plugin(DevicePinning(), name=DevicePinning.name)
 
 
+def cluster_has_gpus(runner: TaskRunner) -> bool:
+    """Whether any worker of a Dask runner's cluster offers the ``GPU`` resource."""
+    client = getattr(runner, "client", None)
+    if client is None:
+        return False
+    workers = client.scheduler_info(n_workers=-1).get("workers", {})
+    return any((w.get("resources") or {}).get("GPU", 0) > 0 for w in workers.values())
+
+
 def run_targets_gpus(devices: str) -> bool:
     """Whether a ``--devices`` value (auto | cpu | gpu:0,1) trains on GPUs on this machine."""
     text = (devices or "auto").strip().lower()
@@ -134,16 +143,19 @@ def train_on_runner(
     dataset_path: str,
     run_dirs: dict[str, str],
     options: dict[str, Any],
-    gpus: bool = False,
+    gpus: bool | None = None,
 ) -> dict[str, dict[str, Any] | BaseException]:
     """Inside a flow: train each model as one task on ``runner``; model -> result or exception.
 
     ``options`` are ``train_model`` keywords (epochs, batch_size, seed, patience, checkpoints).
+    ``gpus``: each task asks for one ``GPU`` resource; None = when the cluster offers any.
     """
     from tasks.dask_worker import train_model_on_worker
 
     with runner:
         pin_devices(runner)
+        if gpus is None:
+            gpus = cluster_has_gpus(runner)
         with gpu_resources(gpus):
             futures = {
                 m: runner.submit(train_model_on_worker, parameters={

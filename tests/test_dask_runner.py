@@ -197,10 +197,13 @@ def wait_workers(address: str, n: int, timeout: float) -> None:
 @pytest.mark.slow
 def test_zoo_on_separate_scheduler_and_workers(prefect_api, window_file, reference, tmp_path,
                                                dask_cluster):
-    """Against `dask scheduler` + `dask worker` processes: the same histories; GPU-annotated
-    tasks run only on the worker started with `--resources GPU=1`; every worker is pinned."""
+    """Against `dask scheduler` + `dask worker` processes: the same histories; training and
+    other GPU-annotated tasks run only on the worker started with `--resources GPU=1`; every
+    worker is pinned (here to no GPU: the host has none)."""
     results = zoo_on_runner("dask", dask_cluster, str(window_file), str(tmp_path / "runs"))
     assert_same_histories(results, reference)
+    # The cluster offers a GPU resource, so each training task asked for one: all on gpu-0.
+    assert {r["worker"] for r in results.values()} == {"gpu-0"}
     placed = annotated_tasks(dask_cluster, 4)
     assert sorted(p["i"] for p in placed) == [0, 1, 2, 3]
     assert {p["worker"] for p in placed} == {"gpu-0"}
