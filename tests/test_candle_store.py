@@ -17,31 +17,10 @@ import storage.candles as candles_mod
 from storage.candles import CandleStore, StoreLockedError
 from storage.schema import CANDLE_COLUMNS, CANDLE_DTYPES, Interval, cast_candles
 from tests.conftest import REPO_ROOT, shared_file
+from tests.realdata import poloniex_5m
 
 SYM = "BTC_USDT"
 M5 = Interval.MINUTE_5
-POLONIEX_5M = "poloniex-USDT_BTC-5m-2017-07-14--2017-08-09.csv"
-
-
-def poloniex_5m() -> pd.DataFrame:
-    """The real Poloniex 5-minute file (7,673 candles, Jul-Aug 2017) in the candle schema."""
-    src = pd.read_csv(shared_file(POLONIEX_5M))
-    open_ms = src["date"].astype("int64") * 1000
-    return cast_candles(
-        pd.DataFrame(
-            {
-                "open_time": open_ms,
-                "open": src["open"],
-                "high": src["high"],
-                "low": src["low"],
-                "close": src["close"],
-                "volume_base": src["quoteVolume"],
-                "volume_quote": src["volume"],
-                "trade_count": 0,
-                "close_time": open_ms + M5.ms - 1,
-            }
-        )
-    )
 
 
 def synthetic(start: str, n: int, interval: Interval = M5, seed: int = 0) -> pd.DataFrame:

@@ -5,37 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import h5py
-import pandas as pd
 import pytest
 
 from cryptoflow.cli import main as cli_main
 from flows.prepare import prepare
 from storage.candles import CandleStore
 from storage.layout import DataLayout
-from storage.schema import cast_candles
-from tests.conftest import shared_file
-
-POLONIEX_5M = "poloniex-USDT_BTC-5m-2017-07-14--2017-08-09.csv"
-
-
-def poloniex_5m() -> pd.DataFrame:
-    raw = pd.read_csv(shared_file(POLONIEX_5M))
-    ms = raw["date"].astype("int64") * 1000
-    return cast_candles(
-        pd.DataFrame(
-            {
-                "open_time": ms,
-                "open": raw["open"],
-                "high": raw["high"],
-                "low": raw["low"],
-                "close": raw["close"],
-                "volume_base": raw["quoteVolume"],
-                "volume_quote": raw["volume"],
-                "trade_count": 0,
-                "close_time": ms + 300_000 - 1,
-            }
-        )
-    )
+from tests.realdata import poloniex_5m
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-from storage.schema import cast_candles, to_ms
+from storage.schema import to_ms
 from storage.windows import WindowArrays, write_window_file
 from tasks.scaling import Scaler
 from tasks.windows import (
@@ -22,11 +22,14 @@ from tasks.windows import (
     plan_windows,
     write_windows,
 )
-from tests.conftest import shared_file
+from tests.realdata import (
+    POLONIEX_5M,
+    POLONIEX_30M,
+    bitfinex_5m_candles,
+    poloniex_candles,
+    poloniex_raw,
+)
 
-POLONIEX_5M = "poloniex-USDT_BTC-5m-2017-07-14--2017-08-09.csv"
-POLONIEX_30M = "poloniex-USDT_BTC-30m-2015-02-19--2017-07-13.csv"
-BITFINEX_5M = "bitfinex-BTCUSD-5m-2015--2017.csv.gz"
 TUTORIAL_NAMES = (
     "inputs",
     "outputs",
@@ -98,49 +101,6 @@ def tutorial_h5(df: pd.DataFrame, file_name: Path, NPS: int, NFS: int, sliding: 
 
 
 # --- real data as typed candles -----------------------------------------------------------------
-def poloniex_raw(name: str) -> pd.DataFrame:
-    return pd.read_csv(shared_file(name))
-
-
-def poloniex_candles(raw: pd.DataFrame, interval_ms: int) -> pd.DataFrame:
-    ms = raw["date"].astype("int64") * 1000
-    return cast_candles(
-        pd.DataFrame(
-            {
-                "open_time": ms,
-                "open": raw["open"],
-                "high": raw["high"],
-                "low": raw["low"],
-                "close": raw["close"],
-                "volume_base": raw["quoteVolume"],
-                "volume_quote": raw["volume"],
-                "trade_count": 0,
-                "close_time": ms + interval_ms - 1,
-            }
-        )
-    )
-
-
-def bitfinex_5m_candles() -> pd.DataFrame:
-    raw = pd.read_csv(shared_file(BITFINEX_5M))
-    ms = raw["timestamp"].astype("int64") * 1000
-    return cast_candles(
-        pd.DataFrame(
-            {
-                "open_time": ms,
-                "open": raw["open"],
-                "high": raw["high"],
-                "low": raw["low"],
-                "close": raw["close"],
-                "volume_base": raw["volume"],
-                "volume_quote": raw["volume"] * raw["close"],
-                "trade_count": 0,
-                "close_time": ms + 300_000 - 1,
-            }
-        )
-    )
-
-
 def read_all(path: Path) -> dict[str, np.ndarray]:
     with h5py.File(path, "r") as f:
         return {name: f[name][...] for name in TUTORIAL_NAMES}
