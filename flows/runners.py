@@ -144,11 +144,15 @@ def train_on_runner(
     run_dirs: dict[str, str],
     options: dict[str, Any],
     gpus: bool | None = None,
+    data_url: str | None = None,
 ) -> dict[str, dict[str, Any] | BaseException]:
     """Inside a flow: train each model as one task on ``runner``; model -> result or exception.
 
     ``options`` are ``train_model`` keywords (epochs, batch_size, seed, patience, checkpoints).
     ``gpus``: each task asks for one ``GPU`` resource; None = when the cluster offers any.
+    ``data_url``: a remote data directory (``s3://bucket/data``) the workers read the window file
+    from and write the runs to; ``dataset_path`` and ``run_dirs`` are then relative to it (e.g.
+    ``windows/<id>.h5``, ``runs/<run-id>/<model>``) and must already be uploaded.
     """
     from tasks.dask_worker import train_model_on_worker
 
@@ -160,7 +164,7 @@ def train_on_runner(
             futures = {
                 m: runner.submit(train_model_on_worker, parameters={
                     "model": m, "dataset_path": dataset_path, "run_dir": run_dirs[m],
-                    "options": options,
+                    "options": options, "data_url": data_url,
                 })
                 for m in models
             }

@@ -108,8 +108,13 @@ def pinned_devices() -> str | None:
 
 
 def train_in_worker(model: str, dataset_path: str, run_dir: str, options: dict[str, Any],
-                    on_epoch: Any = None) -> dict[str, Any]:
+                    on_epoch: Any = None, data_url: str | None = None) -> dict[str, Any]:
     """Train one zoo model from this (pinned) worker; the same result dict as the local path.
+
+    With ``data_url`` (a remote data directory, e.g. ``s3://bucket/data``) ``dataset_path`` and
+    ``run_dir`` are relative to it: the worker pulls the window file and the model's run folder
+    (to resume) into its host's mirror, trains there, pushes what it wrote (also after a
+    failure: completed epochs are kept) and returns paths as URLs.
 
     The training runs in a child process (``tasks.training.run_worker``) on this worker's
     devices and threads, exactly as the local process runner does: a fresh interpreter per
@@ -124,10 +129,34 @@ def train_in_worker(model: str, dataset_path: str, run_dir: str, options: dict[s
         devices = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     name = _worker_name() or "local"
     slot = Slot(name=name, devices=devices, threads=worker_threads(), gpu=bool(devices))
+    if data_url:
+        return _train_remote(model, dataset_path, run_dir, options, on_epoch, data_url, slot)
     job = {"kind": "train", "dataset_path": dataset_path, "model": model, "run_dir": run_dir,
            **options}
     result = run_worker(job, slot, on_epoch)
     return {**result, "devices": devices, "worker": name, "threads": slot.threads}
+
+
+def _train_remote(model: str, dataset_rel: str, run_rel: str, options: dict[str, Any],
+                  on_epoch: Any, data_url: str, slot: Any) -> dict[str, Any]:
+    """Pull inputs from ``data_url`` into this host's mirror, train, push the results."""
+    from storage.remote import RemoteDataDir, safe_relative
+    from tasks.training import run_worker
+
+    remote = RemoteDataDir(data_url)
+    dataset_rel, run_rel = safe_relative(dataset_rel), safe_relative(run_rel)
+    remote.pull(dataset_rel)
+    remote.pull(run_rel)
+    job = {"kind": "train", "dataset_path": str(remote.cache / dataset_rel), "model": model,
+           "run_dir": str(remote.cache / run_rel), **options}
+    try:
+        result = run_worker(job, slot, on_epoch)
+    finally:
+        remote.push()
+    local = str(remote.cache)
+    urls = {k: v.replace(local, remote.url, 1) if isinstance(v, str) and v.startswith(local)
+            else v for k, v in result.items()}
+    return {**urls, "devices": slot.devices, "worker": slot.name, "threads": slot.threads}
 
 
 def _worker_name() -> str | None:
@@ -149,15 +178,18 @@ def _worker_name() -> str | None:
     retry_condition_fn=lambda task, run, state: not _is_value_error(state),
 )
 def train_model_on_worker(model: str, dataset_path: str, run_dir: str,
-                          options: dict[str, Any]) -> dict[str, Any]:
-    """Train one zoo model on the worker running this task (resumes after its last epoch)."""
+                          options: dict[str, Any], data_url: str | None = None) -> dict[str, Any]:
+    """Train one zoo model on the worker running this task (resumes after its last epoch).
+
+    ``data_url``: the data directory is remote; the paths are relative to it.
+    """
     logger = get_run_logger()
 
     def on_epoch(event: dict[str, Any]) -> None:
         logger.info("%s: epoch %s/%s loss %.3g val_loss %.3g (%.1f s)", model, event["epoch"],
                     event["epochs"], event["loss"], event["val_loss"], event["seconds"])
 
-    return train_in_worker(model, dataset_path, run_dir, options, on_epoch)
+    return train_in_worker(model, dataset_path, run_dir, options, on_epoch, data_url)
 
 
 def _is_value_error(state: Any) -> bool:

@@ -8,6 +8,7 @@ of a multipart upload leaves no partial object (the old object, or none, stays v
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -112,6 +113,7 @@ def child(script: str, env: dict[str, str], timeout: float = 300) -> str:
 # ---------------------------------------------------------------- slow: real flows on S3
 
 WRITER = """
+import io
 import json
 from pathlib import Path
 from storage.remote import mirrored
@@ -126,6 +128,7 @@ print(json.dumps({{"windows": Path(path).name}}))
 """
 
 READER = """
+import io
 import json
 from pathlib import Path
 import pandas as pd
@@ -258,3 +261,45 @@ def test_interrupted_upload_leaves_no_partial_object(s3, s3_env, tmp_path):
     assert visible["interrupt/data/windows/big.bin"] == (cache / "windows/big.bin").read_bytes()
     assert "interrupt/data/windows/small.json" not in visible
     assert report.deleted == ["windows/small.json"]
+
+
+@pytest.mark.slow
+def test_dask_workers_train_from_and_into_s3(s3, s3_env, prefect_api, tmp_path, monkeypatch):
+    """A Dask worker with its own mirror pulls the window file from the bucket, trains, pushes
+    the run; the history in the bucket equals a local training's (same seed)."""
+    from prefect import flow
+
+    from flows.runners import make_task_runner, train_on_runner
+    from tasks.training import Slot, available_cores, run_worker
+
+    sys.path.insert(0, str(REPO_ROOT / "tests"))
+    from test_training_windows import write_real_windows
+
+    url = f"s3://{BUCKET}/dask-test/data"
+    host = tmp_path / "flow-host"
+    write_real_windows(host / "windows" / "w.h5", past=64, future=4, stride=4, rows=3000)
+    RemoteDataDir(url, cache=host).push()
+    options = {"epochs": 1, "batch_size": 64, "seed": 5, "patience": None,
+               "checkpoints": "every"}
+    ref = run_worker({"kind": "train", "dataset_path": str(host / "windows" / "w.h5"),
+                      "model": "cnn2_relu", "run_dir": str(tmp_path / "ref"), **options},
+                     Slot("cpu-0", "", available_cores(), False))
+    monkeypatch.setenv("CRYPTOFLOW_CACHE_DIR", str(tmp_path / "worker-host"))  # the workers' disk
+
+    @flow(name="zoo-on-s3")
+    def zoo_on_s3() -> dict:
+        runner = make_task_runner("dask", n_workers=1)
+        return train_on_runner(runner, ["cnn2_relu"], "windows/w.h5",
+                               {"cnn2_relu": "runs/r1/cnn2_relu"}, options, data_url=url)
+
+    result = zoo_on_s3()["cnn2_relu"]
+    assert not isinstance(result, BaseException), result
+    assert result["history"] == f"{url}/runs/r1/cnn2_relu/history.csv"
+    assert result["best_checkpoint"].startswith(f"{url}/runs/r1/cnn2_relu/checkpoints/epoch-001-")
+    keys = objects(s3, "dask-test/data/runs/r1/cnn2_relu/")
+    history = keys["dask-test/data/runs/r1/cnn2_relu/history.csv"].decode()
+    got = pd.read_csv(io.StringIO(history))
+    want = pd.read_csv(ref["history"])
+    assert got[["epoch", "loss", "val_loss"]].equals(want[["epoch", "loss", "val_loss"]])
+    assert any(k.endswith(".keras") for k in keys)
+    assert (tmp_path / "worker-host").is_dir()  # the worker trained in its own mirror
