@@ -423,7 +423,7 @@ def train_model(
             (arrays.x_train[order], arrays.y_train[order])
         ).batch(opts.batch_size)
         fit = net.fit(train_ds, validation_data=val_ds, initial_epoch=epoch - 1, epochs=epoch,
-                      verbose=0)
+                      shuffle=False, verbose=0)
         loss = float(fit.history["loss"][-1])
         val_loss = float(fit.history["val_loss"][-1])
         seconds = time.perf_counter() - t0
