@@ -98,12 +98,13 @@ def baseline_epochs(path: Path, model: str, epochs: int, workdir: Path) -> tuple
     return float(np.median(times[1:] or times)), float(fit.history["val_loss"][-1])
 
 
-def ours_epochs(path: Path, model: str, epochs: int, workdir: Path) -> tuple[float, float]:
+def ours_epochs(path: Path, model: str, epochs: int, workdir: Path, tag: str = ""
+                ) -> tuple[float, float]:
     """``train_model`` with its defaults; returns (median s/epoch over epochs 2.., val_loss)."""
     from storage.runs import ModelDir
     from tasks.training import train_model
 
-    run_dir = workdir / "runs" / model
+    run_dir = workdir / f"runs{tag}" / model
     train_model(path, model, run_dir, epochs=epochs, batch_size=8, seed=0)
     h = ModelDir(run_dir).read_history()
     secs = h["seconds"].to_numpy()
@@ -114,14 +115,25 @@ def ours_epochs(path: Path, model: str, epochs: int, workdir: Path) -> tuple[flo
 TUTORIAL_GPU_SECONDS = {"cnn": 2.0, "lstm": 45.0, "gru": 40.0}
 
 
-def per_model(path: Path, models: list[str], epochs: int, workdir: Path) -> None:
-    print(f"\n== per-model epoch time, batch 8, {epochs} epochs (median of epochs 2..{epochs})")
+def per_model(path: Path, models: list[str], epochs: int, workdir: Path, rounds: int = 1
+              ) -> None:
+    print(f"\n== per-model epoch time, batch 8, {epochs} epochs (median of epochs 2..{epochs}),"
+          f" {rounds} round(s) alternating baseline/ours (ABBA...)")
     print(f"load average {os.getloadavg()[0]:.2f}")
     print(f"{'model':<16} {'baseline s':>10} {'ours s':>8} {'speed-up':>8} "
           f"{'val_loss base':>13} {'val_loss ours':>13} {'tutorial GPU s':>14}")
     for model in models:
-        b_t, b_v = baseline_epochs(path, model, epochs, workdir)
-        o_t, o_v = ours_epochs(path, model, epochs, workdir)
+        base: list[tuple[float, float]] = []
+        ours: list[tuple[float, float]] = []
+        for r in range(rounds):
+            steps = [("b", base), ("o", ours)] if r % 2 == 0 else [("o", ours), ("b", base)]
+            for kind, out in steps:
+                if kind == "b":
+                    out.append(baseline_epochs(path, model, epochs, workdir))
+                else:
+                    out.append(ours_epochs(path, model, epochs, workdir, tag=str(r)))
+        b_t, o_t = (float(np.median([t for t, _ in xs])) for xs in (base, ours))
+        b_v, o_v = base[0][1], ours[0][1]
         ref = TUTORIAL_GPU_SECONDS[model.split("_")[0].rstrip("234")]
         print(f"{model:<16} {b_t:>10.3f} {o_t:>8.3f} {b_t / o_t:>7.2f}x {b_v:>13.3e} {o_v:>13.3e}"
               f" {ref:>14.0f}", flush=True)
@@ -156,6 +168,7 @@ def main() -> None:
     p.add_argument("--models", default="all")
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--zoo-epochs", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=2, help="baseline/ours alternations per model")
     p.add_argument("--skip-zoo", action="store_true")
     p.add_argument("--skip-models", action="store_true")
     p.add_argument("--gpu", action="store_true", help="use the GPUs (default: CPU only)")
@@ -173,7 +186,7 @@ def main() -> None:
             sys.exit(f"{BITFINEX_5M} not found: pass --dataset or set CRYPTO_SHARED_DATA")
         print(f"windows: {path} on {os.cpu_count()} cores")
         if not args.skip_models:
-            per_model(path, models, args.epochs, work)
+            per_model(path, models, args.epochs, work, args.rounds)
         if not args.skip_zoo:
             zoo(path, models, args.zoo_epochs, work, "gpu:0" if args.gpu else "cpu")
 
