@@ -22,7 +22,13 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
 
-from flows.train import TerminalProgress, _ensure_gpu_limits, prepare_training, run_in_slot
+from flows.train import (
+    TerminalProgress,
+    _ensure_gpu_limits,
+    dataset_summary,
+    prepare_training,
+    run_in_slot,
+)
 from storage.atomic import atomic_write_text
 from storage.runs import RunStore, new_run_id, validate_name
 from tasks.training import Slot, sweep_setting_name
@@ -127,8 +133,8 @@ def sweep(
     )
     store = RunStore(layout.runs)
     run_id = validate_name(run_id, "run id") if run_id else new_run_id()
-    store.write_run(run_id, {**(store.read_run(run_id) or {}), "kind": "sweep",
-                             "dataset_path": str(path), "dataset_id": path.stem,
+    store.write_run(run_id, {**(store.read_run(run_id) or {}), **dataset_summary(path),
+                             "kind": "sweep", "dataset_path": str(path),
                              "models": [model], "epochs": epochs, "repeats": repeats})
     _ensure_gpu_limits(slots)
     free: queue.Queue[Slot] = queue.Queue()

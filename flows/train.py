@@ -87,6 +87,21 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def dataset_summary(path: Path) -> dict[str, Any]:
+    """Protocol, market and window shape of a window file (from its attributes)."""
+    import h5py
+
+    keys = ("dataset_id", "protocol", "symbol", "interval", "past", "future")
+    with h5py.File(path, "r") as f:
+        found = {k: f.attrs[k] for k in keys if k in f.attrs}
+    out: dict[str, Any] = {k: _text(v) for k, v in found.items()}
+    for k in ("past", "future"):
+        if k in out:
+            out[k] = int(out[k])
+    out.setdefault("dataset_id", path.stem)
+    return out
+
+
 # ---------------------------------------------------------------- progress
 
 
@@ -286,8 +301,8 @@ def train(
     info = store.read_run(run_id) or {}
     store.write_run(run_id, {
         **info,
+        **dataset_summary(path),
         "dataset_path": str(path),
-        "dataset_id": path.stem,
         "models": sorted(set(info.get("models", [])) | set(names)),
         "epochs": epochs,
         "batch_size": batch_size,

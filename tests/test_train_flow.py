@@ -102,6 +102,7 @@ def test_parallel_zoo_equals_serial_with_named_task_runs(prefect_api, data_dir, 
     info = store.read_run(par)
     assert info["models"] == sorted(MODELS) and info["dataset_path"] == str(windows.resolve())
     assert info["devices"] == ["cpu-0", "cpu-1"]
+    assert info["protocol"] == "honest" and info["symbol"] == "BTC_USDT" and info["past"] == 64
     with get_client(sync_client=True) as client:
         runs = client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[info["flow_run_id"]]))
