@@ -603,7 +603,9 @@ def plan_slots(devices: str, parallel: int | None, cores: int, gpus: list[str]) 
         ids = [d.strip() for d in text.partition(":")[2].split(",") if d.strip()] or gpus
         if not ids or any(not d.isdigit() for d in ids):
             raise ValueError(f"bad --devices {devices!r}: use auto, cpu or gpu:0,1")
-        missing = [d for d in ids if gpus and d not in gpus]
+        if not gpus:
+            raise ValueError(f"--devices {devices}: no GPU found (nvidia-smi lists none)")
+        missing = [d for d in ids if d not in gpus]
         if missing:
             raise ValueError(f"GPU(s) {', '.join(missing)} not found (have {', '.join(gpus)})")
         ids = list(dict.fromkeys(ids))

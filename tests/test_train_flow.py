@@ -38,6 +38,41 @@ def test_plan_slots():
         plan_slots("gpu:3", 1, 2, ["0"])
     with pytest.raises(ValueError, match="parallel"):
         plan_slots("cpu", 0, 2, [])
+    with pytest.raises(ValueError, match="no GPU found"):
+        plan_slots("gpu:0", None, 2, [])
+
+
+@pytest.mark.slow
+def test_gpu_slot_holds_the_prefect_concurrency_limit(prefect_api, tmp_path, windows):
+    """A GPU slot trains under the global limit cryptoflow-gpu-<id> (limit 1), then frees it.
+
+    No GPU here: the worker sees CUDA_VISIBLE_DEVICES=5 and falls back to the CPU, which is
+    enough to exercise the slot and limit bookkeeping."""
+    import queue
+
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+
+    from flows.train import GPU_LIMIT_PREFIX, _ensure_gpu_limits, train_model_task
+
+    slot = Slot("gpu-5", "5", 1, True)
+
+    @flow
+    def one_gpu_model() -> dict:
+        _ensure_gpu_limits([slot])
+        free: queue.Queue = queue.Queue()
+        free.put(slot)
+        return train_model_task(
+            "cnn2_relu", str(windows), str(tmp_path / "r" / "cnn2_relu"),
+            {"epochs": 1, "batch_size": 8, "seed": 0, "patience": None, "checkpoints": "every"},
+            free,
+        )
+
+    result = one_gpu_model()
+    assert result["slot"] == "gpu-5" and result["epochs_completed"] == 1
+    with get_client(sync_client=True) as client:
+        limit = client.read_global_concurrency_limit_by_name(GPU_LIMIT_PREFIX + "5")
+    assert limit.limit == 1 and limit.active_slots == 0
 
 
 def test_locate_dataset_by_path_id_or_newest(tmp_path, windows):
