@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"'{args.command}' is not available in this build")
     module = importlib.import_module(args._module)
     try:
-        return int(module.main(args) or 0)
+        return _run_with_data_dir(module, args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -64,6 +64,19 @@ def main(argv: list[str] | None = None) -> int:
         # Bad input: one clear line, no traceback.
         print(f"cryptoflow {args.command}: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _run_with_data_dir(module, args: argparse.Namespace) -> int:
+    """Run a subcommand; a data directory given as a URL (``s3://…``) is worked on through a
+    local mirror: pulled before, each changed file pushed (one PUT) after."""
+    data_dir = getattr(args, "data_dir", None) or os.environ.get("CRYPTOFLOW_DATA_DIR")
+    if not data_dir or "://" not in str(data_dir):
+        return int(module.main(args) or 0)
+    from storage.remote import mirrored
+
+    with mirrored(data_dir) as local:
+        args.data_dir = local
+        return int(module.main(args) or 0)
 
 
 if __name__ == "__main__":

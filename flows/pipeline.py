@@ -12,11 +12,12 @@ import hashlib
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from prefect import flow, get_run_logger
 from pydantic import Field
 
+from storage.remote import mirrored
 from storage.schema import Interval
 from storage.version import DATA_FORMAT_VERSION
 from tasks.windows import Protocol
@@ -62,6 +63,8 @@ def pipeline(
     parallel: Annotated[int, Field(ge=1, le=64)] = 2,
     patience: Annotated[int | None, Field(ge=1)] = 3,
     seed: Annotated[int, Field(ge=0)] = 0,
+    task_runner: Literal["process", "dask"] = "process",
+    dask_address: str | None = None,
 ) -> dict[str, Any]:
     """Ingest new candles, cut windows, train the zoo, pick checkpoints and publish the report.
 
@@ -82,6 +85,8 @@ def pipeline(
         parallel: Models trained at once, each in its own process.
         patience: Early stopping after this many epochs without a better val_loss (empty: off).
         seed: Random seed of every model (same seed, same history on CPU).
+        task_runner: Where the zoo trains: `process` (one local process per model) or `dask`.
+        dask_address: Dask scheduler (tcp://host:8786); empty with `dask`: a local cluster.
     """
     from flows.ingest import ingest
     from flows.prepare import prepare
@@ -89,19 +94,23 @@ def pipeline(
     from flows.train import train
 
     logger = get_run_logger()
-    ingested = ingest(
-        symbols=[symbol], interval=interval, start=start, base_url=base_url, data_dir=data_dir
-    )
-    dataset = prepare(
-        symbol=symbol, interval=interval.value, protocol=protocol.value, past=past,
-        future=future, data_dir=data_dir,
-    )
-    names = [m.value for m in models]
-    run_id = train(
-        models=names, epochs=epochs, batch_size=batch_size, parallel=parallel,
-        dataset=dataset, data_dir=data_dir, seed=seed, patience=patience,
-        run_id=training_run_id(dataset, names, epochs, batch_size, seed, patience),
-    )
-    report_path = report(run_id=run_id, data_dir=data_dir)
-    logger.info("report: %s", report_path)
+    # A data directory on object storage (s3://...) is worked on through a local mirror:
+    # pulled first, every changed file pushed whole at the end (local paths pass through).
+    with mirrored(data_dir) as data_dir:
+        ingested = ingest(
+            symbols=[symbol], interval=interval, start=start, base_url=base_url, data_dir=data_dir
+        )
+        dataset = prepare(
+            symbol=symbol, interval=interval.value, protocol=protocol.value, past=past,
+            future=future, data_dir=data_dir,
+        )
+        names = [m.value for m in models]
+        run_id = train(
+            models=names, epochs=epochs, batch_size=batch_size, parallel=parallel,
+            dataset=dataset, data_dir=data_dir, seed=seed, patience=patience,
+            run_id=training_run_id(dataset, names, epochs, batch_size, seed, patience),
+            task_runner=task_runner, dask_address=dask_address,
+        )
+        report_path = report(run_id=run_id, data_dir=data_dir)
+        logger.info("report: %s", report_path)
     return {"ingest": ingested, "dataset": dataset, "run_id": run_id, "report": report_path}

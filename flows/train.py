@@ -273,6 +273,8 @@ def train(
     patience: int | None = None,
     checkpoints: str = "every",
     progress_bar: bool = False,
+    task_runner: str = "process",
+    dask_address: str | None = None,
 ) -> str:
     """Train the zoo on one window file, each model in its own process; returns the run id.
 
@@ -289,8 +291,11 @@ def train(
         patience: Early stopping patience in epochs (empty: off).
         checkpoints: every | best | none.
         progress_bar: Draw a progress bar on the terminal.
+        task_runner: process (one local process per model) | dask (a Dask cluster).
+        dask_address: Dask scheduler, tcp://host:8786; default: a LocalCluster sized here.
     """
     logger = get_run_logger()
+    use_dask = check_runner(task_runner, dask_address)
     names, path, slots, layout = prepare_training(
         models, epochs, batch_size, parallel, devices, data_dir, dataset, symbol, interval
     )
@@ -310,13 +315,16 @@ def train(
         "devices": [s.name for s in slots],
         "flow_run_id": _flow_run_id(),
     })
+    job_options = {"epochs": epochs, "batch_size": batch_size, "seed": seed,
+                   "patience": patience, "checkpoints": options.checkpoints.value}
+    if use_dask:
+        results = _train_on_dask(names, path, store, run_id, job_options, slots, dask_address)
+        return _finish(run_id, names, results)
     _ensure_gpu_limits(slots)
     logger.info("run %s: %d model(s) on %s", run_id, len(names), ", ".join(s.name for s in slots))
     free: queue.Queue[Slot] = queue.Queue()
     for s in slots:
         free.put(s)
-    job_options = {"epochs": epochs, "batch_size": batch_size, "seed": seed,
-                   "patience": patience, "checkpoints": options.checkpoints.value}
     with TerminalProgress(progress_bar and sys.stderr.isatty()) as bar:
         futures = []
         for name in names:
@@ -329,6 +337,44 @@ def train(
             )
         wait(futures)
     results = [f.result(raise_on_failure=False) for f in futures]
+    return _finish(run_id, names, results)
+
+
+def check_runner(task_runner: str, dask_address: str | None) -> bool:
+    """Validate the runner choice (ValueError); True for Dask."""
+    from flows.runners import RunnerKind, validate_address
+
+    kind = RunnerKind(task_runner)
+    if kind is RunnerKind.THREAD:
+        raise ValueError("task_runner: use process or dask")
+    if dask_address is not None:
+        if kind is not RunnerKind.DASK:
+            raise ValueError("--dask-address needs --task-runner dask")
+        validate_address(dask_address)
+    return kind is RunnerKind.DASK
+
+
+def _train_on_dask(names: list[str], path: Path, store: RunStore, run_id: str,
+                   job_options: dict[str, Any], slots: list[Slot],
+                   address: str | None) -> list[Any]:
+    """Each model as one task on a Dask cluster (LocalCluster sized to ``slots`` if no address)."""
+    from flows.runners import make_task_runner, train_on_runner
+
+    gpus = sum(s.gpu for s in slots)
+    runner = make_task_runner("dask", address, n_workers=None if address else len(slots),
+                              gpus=0 if address else gpus)
+    get_run_logger().info("run %s: %d model(s) on Dask %s", run_id, len(names),
+                          address or f"LocalCluster({len(slots)} workers)")
+    by_model = train_on_runner(
+        runner, names, str(path), {n: str(store.model_dir(run_id, n)) for n in names},
+        job_options, gpus=None if address else gpus > 0,
+    )
+    return [by_model[n] for n in names]
+
+
+def _finish(run_id: str, names: list[str], results: list[Any]) -> str:
+    """Log each model's best epoch; raise when any failed; return the run id."""
+    logger = get_run_logger()
     failed = [n for n, r in zip(names, results, strict=True) if isinstance(r, BaseException)]
     for name, r in zip(names, results, strict=True):
         if not isinstance(r, BaseException):

@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 
+from cryptoflow.commands._common import add_runner_arguments
+
 #: The tutorial's training settings, behind ``--tutorial``.
 TUTORIAL = {"epochs": 100, "batch_size": 8, "patience": None}
 
@@ -28,6 +30,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--parallel", type=int, default=2, help="models trained at once")
     parser.add_argument("--patience", type=int, default=None, help="early stopping patience (3)")
     parser.add_argument("--seed", type=int, default=0)
+    add_runner_arguments(parser)
     parser.add_argument(
         "--tutorial", action="store_true",
         help="the tutorial's settings: 100 epochs, batch 8, no early stopping",
@@ -43,7 +46,7 @@ def _parameters(args: argparse.Namespace) -> dict:
         "symbol": args.symbol, "interval": args.interval, "base_url": args.base_url,
         "data_dir": args.data_dir, "protocol": args.protocol, "past": args.past,
         "future": args.future, "models": parse_models(args.models), "parallel": args.parallel,
-        "seed": args.seed,
+        "seed": args.seed, "task_runner": args.task_runner, "dask_address": args.dask_address,
     }
     if args.start:
         try:

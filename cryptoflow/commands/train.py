@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from cryptoflow.commands._common import add_runner_arguments
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the train options."""
@@ -26,15 +28,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="early stopping patience in epochs (default off)")
     parser.add_argument("--checkpoints", default="every", choices=["every", "best", "none"],
                         help="checkpoints to keep (default every epoch)")
+    add_runner_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
     """Validate the request, then run the ``train`` flow; print the run id and result paths."""
-    from flows.train import prepare_training, train
+    from flows.train import check_runner, prepare_training, train
     from storage.runs import RunStore
 
     if args.dataset is None and (args.symbol is None or args.interval is None):
         raise ValueError("give --dataset, or --symbol and --interval")
+    check_runner(args.task_runner, args.dask_address)
     names, _, _, layout = prepare_training(
         args.models, args.epochs, args.batch_size, args.parallel, args.devices, args.data_dir,
         args.dataset, args.symbol, args.interval,
@@ -44,6 +48,7 @@ def main(args: argparse.Namespace) -> int:
         devices=args.devices, dataset=args.dataset, symbol=args.symbol, interval=args.interval,
         data_dir=args.data_dir, run_id=args.run_id, seed=args.seed, patience=args.patience,
         checkpoints=args.checkpoints, progress_bar=sys.stderr.isatty(),
+        task_runner=args.task_runner, dask_address=args.dask_address,
     )
     store = RunStore(layout.runs)
     print(json.dumps({"run_id": run_id, "run_dir": str(store.run_dir(run_id))}))
