@@ -303,3 +303,40 @@ def test_dask_workers_train_from_and_into_s3(s3, s3_env, prefect_api, tmp_path, 
     assert got[["epoch", "loss", "val_loss"]].equals(want[["epoch", "loss", "val_loss"]])
     assert any(k.endswith(".keras") for k in keys)
     assert (tmp_path / "worker-host").is_dir()  # the worker trained in its own mirror
+
+
+@pytest.mark.slow
+def test_cli_pipeline_on_an_s3_data_dir(s3_env, tmp_path):
+    """`cryptoflow run --data-dir s3://…`: every store (candles, windows, runs, reports) lands in
+    the bucket, each object whole; a second run from an empty cache reuses it all."""
+    from tests.servers import replay_process
+
+    source = shared_file("poloniex-USDT_BTC-5m-2017-07-14--2017-08-09.csv")
+    url = f"s3://{BUCKET}/cli"
+    env = base_env(tmp_path / "home", **s3_env, CRYPTOFLOW_CACHE_DIR=str(tmp_path / "cache1"))
+    (tmp_path / "home").mkdir()
+    now = str(int(pd.Timestamp("2017-07-19T00:00:00Z").value // 1_000_000))
+    with replay_process(source, env, tmp_path / "replay.log", "--now", now) as replay:
+        args = [str(VENV_BIN / "cryptoflow"), "run", "--data-dir", url, "--base-url", replay,
+                "--start", "2017-07-15", "--past", "32", "--future", "4",
+                "--models", "cnn2_relu", "--epochs", "1", "--batch-size", "128"]
+        first = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900)
+        assert first.returncode == 0, first.stderr[-3000:]
+        keys = objects(s3_env["AWS_ENDPOINT_URL"], "cli/")
+        for part in ("candles/", "windows/", "runs/", "reports/"):
+            assert any(k.startswith(f"cli/{part}") for k in keys), (part, sorted(keys))
+        assert any(k.endswith("report.html") for k in keys)
+        assert not open_uploads(s3_env["AWS_ENDPOINT_URL"], "cli/")
+        env2 = {**env, "CRYPTOFLOW_CACHE_DIR": str(tmp_path / "cache2")}  # another machine
+        second = subprocess.run(args, env=env2, capture_output=True, text=True, timeout=900)
+        assert second.returncode == 0, second.stderr[-3000:]
+        # Same run id: same dataset id, so the same candle fingerprint (it saw the stored data).
+        run_line = [line for line in first.stdout.splitlines() if line.startswith("run:")]
+        assert run_line and run_line[0] in second.stdout.splitlines()
+        after = objects(s3_env["AWS_ENDPOINT_URL"], "cli/")
+
+        def trained(objs: dict[str, bytes]) -> dict[str, bytes]:
+            return {k: v for k, v in objs.items() if k.startswith("cli/runs/")
+                    and (k.endswith("history.csv") or "/checkpoints/" in k)}
+
+        assert trained(keys) and trained(after) == trained(keys)  # nothing retrained
