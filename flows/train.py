@@ -174,7 +174,10 @@ def run_in_slot(
                 f"{label}: epoch {event['epoch']}/{event['epochs']} loss {event['loss']:.3g} "
                 f"val_loss {event['val_loss']:.3g} ({event['seconds']:.1f} s)"
             )
-            update_progress_artifact(artifact, pct, description=text)
+            try:  # progress is best effort: a busy API must not stop the training
+                update_progress_artifact(artifact, pct, description=text)
+            except Exception as exc:  # noqa: BLE001
+                logger.warning("progress artifact not updated: %s", exc)
             logger.info(text)
             if progress is not None:
                 progress.update(label, done["epochs"], total_epochs,
