@@ -23,6 +23,9 @@ def test_prefect_yaml_lists_the_four_deployments():
     assert specs["pipeline"].crons == (("0 3 * * *", "UTC"),)
     assert specs["pipeline"].concurrency_limit == {"limit": 1, "collision_strategy": "ENQUEUE"}
     assert not specs["report"].intervals and not specs["report"].crons
+    # On-demand sweep: a Quick run needs a market to find the newest window file.
+    sweep = specs["regularization-sweep"]
+    assert sweep.parameters == {"symbol": "BTC_USDT", "interval": "MINUTE_5"}
     for spec in specs.values():
         assert load_flow(spec.entrypoint).name == spec.entrypoint.split(":")[1]
 
