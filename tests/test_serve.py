@@ -75,7 +75,9 @@ def test_serve_registers_deployments_and_runs_them(tmp_path):
                 assert set(by_name) == EXPECTED, (tmp_path / "serve.log").read_text()[-3000:]
                 scheds = by_name["ingest"]["schedules"]
                 assert [s["schedule"]["interval"] for s in scheds] == [300.0]
-                assert by_name["pipeline"]["concurrency_limit"] == 1
+                pipeline = by_name["pipeline"]
+                assert pipeline["global_concurrency_limit"]["limit"] == 1
+                assert pipeline["concurrency_options"]["collision_strategy"] == "ENQUEUE"
                 run = http.post(
                     f"/deployments/{by_name['ingest']['id']}/create_flow_run",
                     json={"parameters": {"start": "2017-07-15T00:00:00Z"}},
