@@ -384,13 +384,20 @@ def test_ui_quick_run_custom_run_and_invalid_value(stack, browser):
     time.sleep(1)
     assert new_runs() == [], "an invalid value started a run"
 
+    # A fresh form for the valid submission (no error state left over from the refusal).
+    page.goto(f"{_ui(api)}/deployments/deployment/{dep['id']}/run", wait_until="networkidle")
+    epochs = _field(page, "epochs")
+    epochs.wait_for(state="visible", timeout=60_000)
     epochs.fill("1")
-    page.get_by_role("button", name="Submit").click()
-    deadline = time.monotonic() + 30
+    submit = page.get_by_role("button", name="Submit")
+    submit.click()
+    deadline = time.monotonic() + 60
     while not new_runs() and time.monotonic() < deadline:
         time.sleep(0.5)
     custom = new_runs()
-    assert len(custom) == 1, "Custom run created no flow run"
+    if len(custom) != 1:
+        page.screenshot(path=str(shots / "custom-run.png"))
+    assert len(custom) == 1, f"Custom run created no flow run (screenshot in {shots})"
     assert custom[0]["parameters"]["epochs"] == 1
     assert custom[0]["parameters"]["models"] == SMALL["models"]  # the rest unchanged
     assert api.wait(custom[0]["id"])["state_type"] == "COMPLETED"
