@@ -2,8 +2,8 @@
 
 Every stage is a subflow with its own caching: with no new candles the candle fingerprint and
 so the dataset id are unchanged, prepare reuses its file, every training task is Cached, and the
-report is re-rendered from stored results. A retried run (the UI's Retry button) therefore skips
-the stages that completed and training resumes from its last checkpoint.
+report is reused while its inputs are unchanged. A retried run (the UI's Retry button) therefore
+skips the stages that completed and training resumes from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from tasks.zoo import ModelName
 
 #: What ``make run`` trains by default: the whole zoo, sized so a 2-core CPU finishes in minutes.
 DEFAULT_MODELS: tuple[ModelName, ...] = tuple(ModelName)
+
 
 def training_run_id(
     dataset: str, models: list[str], epochs: int, batch_size: int, seed: int,
