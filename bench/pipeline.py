@@ -101,7 +101,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=float, default=10.0, help="days of candles (10)")
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--past", type=int, default=64)
+    parser.add_argument("--past", type=int, default=128)
     parser.add_argument("--future", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
