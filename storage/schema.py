@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,22 @@ CANDLE_COLUMNS: tuple[str, ...] = tuple(CANDLE_DTYPES)
 PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
 
 _MINUTE = 60_000
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def parse_choice(enum: type[E], value: object, label: str, fold: str | None = None) -> E:
+    """``value`` as a member of ``enum`` (after ``str.upper``/``str.lower`` when ``fold``);
+    else a ``ValueError`` naming the ``label`` and listing the valid values."""
+    if isinstance(value, enum):
+        return value
+    text = str(value)
+    try:
+        return enum(getattr(text, fold)() if fold else text)
+    except ValueError:
+        valid = ", ".join(m.value for m in enum)
+        raise ValueError(f"unknown {label} {value!r}; valid {label}s: {valid}") from None
 
 
 class Interval(StrEnum):
@@ -60,11 +77,7 @@ class Interval(StrEnum):
     @classmethod
     def parse(cls, value: str | Interval) -> Interval:
         """Parse an interval name, raising a ``ValueError`` that lists the valid ones."""
-        try:
-            return cls(str(value).upper()) if not isinstance(value, cls) else value
-        except ValueError:
-            valid = ", ".join(i.value for i in cls)
-            raise ValueError(f"unknown interval {value!r}; valid intervals: {valid}") from None
+        return parse_choice(cls, value, "interval", fold="upper")
 
 
 _INTERVAL_MS: dict[Interval, int] = {

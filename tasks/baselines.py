@@ -13,6 +13,8 @@ from enum import StrEnum
 import numpy as np
 from sklearn.linear_model import LinearRegression
 
+from storage.schema import parse_choice
+
 
 class Baseline(StrEnum):
     """Closed vocabulary of baseline names (as they appear on the leaderboard)."""
@@ -24,12 +26,7 @@ class Baseline(StrEnum):
     @classmethod
     def parse(cls, value: str) -> Baseline:
         """Parse a baseline name, raising a ``ValueError`` that lists the valid ones."""
-        try:
-            return cls(value)
-        except ValueError:
-            raise ValueError(
-                f"unknown baseline {value!r}; valid baselines: {', '.join(b.value for b in cls)}"
-            ) from None
+        return parse_choice(cls, value, "baseline")
 
 
 def _past_target(inputs: np.ndarray, target: int) -> np.ndarray:

@@ -13,6 +13,8 @@ from enum import StrEnum
 
 import numpy as np
 
+from storage.schema import parse_choice
+
 
 class ScalerKind(StrEnum):
     """Which scaling the windows use."""
@@ -23,11 +25,7 @@ class ScalerKind(StrEnum):
     @classmethod
     def parse(cls, value: str | ScalerKind) -> ScalerKind:
         """Parse a scaler name, raising a ``ValueError`` that lists the valid ones."""
-        try:
-            return value if isinstance(value, cls) else cls(str(value).lower())
-        except ValueError:
-            valid = ", ".join(k.value for k in cls)
-            raise ValueError(f"unknown scaler {value!r}; valid scalers: {valid}") from None
+        return parse_choice(cls, value, "scaler", fold="lower")
 
 
 def _nonzero(scale: np.ndarray) -> np.ndarray:

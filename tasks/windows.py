@@ -30,7 +30,7 @@ from prefect import task
 
 from storage.candles import CandleStore
 from storage.layout import DataLayout
-from storage.schema import Interval, to_ms
+from storage.schema import Interval, parse_choice, to_ms
 from storage.version import DATA_FORMAT_VERSION
 from storage.windows import (
     SPLIT_CODES,
@@ -53,12 +53,7 @@ class Protocol(StrEnum):
     @classmethod
     def parse(cls, value: str | Protocol) -> Protocol:
         """Parse a protocol name, raising a ``ValueError`` that lists the valid ones."""
-        try:
-            return value if isinstance(value, cls) else cls(str(value).lower())
-        except ValueError:
-            raise ValueError(
-                f"unknown protocol {value!r}; valid protocols: {', '.join(p.value for p in cls)}"
-            ) from None
+        return parse_choice(cls, value, "protocol", fold="lower")
 
 
 class Feature(StrEnum):
