@@ -1,0 +1,114 @@
+"""The project's settings: one pydantic-settings model, ``CRYPTOFLOW_*`` environment variables.
+
+Every part asks :func:`settings` instead of reading ``os.environ``; ``cryptoflow settings``
+prints the effective values and where each came from (:func:`describe`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from storage.errors import BadInputError
+
+ENV_PREFIX = "CRYPTOFLOW_"
+DEFAULT_BASE_URL = "https://api.poloniex.com"
+DEFAULT_DATA_DIR = "./data"
+
+
+class PoloniexSettings(BaseSettings):
+    """Poloniex client settings, from ``CRYPTOFLOW_*`` environment variables or arguments."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    poloniex_url: str = Field(
+        DEFAULT_BASE_URL, description="Base URL of the Poloniex v3 API (or of `cryptoflow replay`)."
+    )
+    max_requests_per_second: float = Field(
+        20.0,
+        ge=0,
+        description="Client-side rate limit (token bucket); 0 turns it off. "
+        "The API allows about 200/s for public market data.",
+    )
+    timeout: float = Field(10.0, gt=0, description="Seconds before one HTTP request times out.")
+    max_in_flight: int = Field(
+        4,
+        ge=1,
+        le=16,
+        description="Page requests of one series in flight at once (still rate-limited).",
+    )
+    retries: int = Field(4, ge=0, description="Retries of one failed page fetch.")
+    retry_delays: list[float] = Field(
+        default_factory=lambda: [1.0, 4.0, 15.0, 60.0],
+        description="Seconds to wait before each retry (last one repeats), jittered by 50%.",
+    )
+
+
+class CryptoflowSettings(BaseSettings):
+    """Where the stores live and where work runs; the Poloniex client's settings nested."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    data_dir: str = Field(
+        DEFAULT_DATA_DIR,
+        description="Data directory holding the candle, window, run and report stores; "
+        "a local path or an fsspec URL (s3://bucket/prefix).",
+    )
+    cache_dir: Path = Field(
+        default_factory=lambda: Path.home() / ".cache" / "cryptoflow",
+        description="Local cache that mirrors a remote data directory.",
+    )
+    dask_address: str | None = Field(
+        None,
+        description="Dask scheduler (tcp://host:8786) used with task_runner=dask; "
+        "empty: a LocalCluster sized to this machine.",
+    )
+    worker_threads: int | None = Field(
+        None,
+        ge=1,
+        description="CPU threads of one Dask training worker (default: the machine's cores "
+        "divided among its workers).",
+    )
+    poloniex: PoloniexSettings = Field(
+        default_factory=PoloniexSettings, description="The Poloniex client (CRYPTOFLOW_* too)."
+    )
+
+
+def settings() -> CryptoflowSettings:
+    """The effective settings now (the environment is read on every call)."""
+    try:
+        return CryptoflowSettings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{ENV_PREFIX}{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise BadInputError(f"invalid settings: {problems}") from None
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a settings field (``data_dir`` -> ``CRYPTOFLOW_DATA_DIR``)."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def describe() -> list[dict[str, Any]]:
+    """Every setting: name, effective value, source (``env NAME`` or ``default``), description."""
+    current = settings()
+    rows: list[dict[str, Any]] = []
+    for model, prefix in ((current, ""), (current.poloniex, "poloniex.")):
+        for name, field in type(model).model_fields.items():
+            if name == "poloniex":
+                continue
+            env = env_name(name)
+            rows.append({
+                "name": prefix + name,
+                "value": getattr(model, name),
+                "source": f"env {env}" if env in os.environ else "default",
+                "env": env,
+                "description": field.description or "",
+            })
+    return rows
