@@ -1,76 +1,79 @@
 """The ``cryptoflow`` console script: a thin layer over the flows.
 
 Each subcommand lives in ``cryptoflow/commands/<name>.py`` with ``configure(parser)`` and
-``main(args) -> int``; modules are imported lazily so ``cryptoflow --help`` stays fast.
+``main(args) -> int``. A flow's subcommand generates its options from the flow's signature
+(``cryptoflow/options.py``). Only the subcommand being run is imported, so ``cryptoflow --help``
+stays fast. Exit codes: 0 done, 1 failed (a bug, or a flow run that failed), 2 bad input,
+3 a corrupt or unreadable store, 4 a remote failure after its retries, 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
+
+from storage.errors import EXIT_INTERRUPTED, CryptoflowError, exit_code_for
 
 SUBCOMMANDS: dict[str, str] = {
     "ingest": "Fetch new candles from Poloniex into the Parquet candle store",
     "prepare": "Cut stored candles into scaled training windows (HDF5)",
     "train": "Train the model zoo in parallel, checkpointing every epoch",
+    "sweep": "L1/L2 regularization sweep of one recurrent model (box plots in its report)",
     "report": "Select checkpoints by val_loss, score against baselines, write the report",
     "run": "All stages: ingest, prepare, train, report",
     "serve": "Serve every deployment with its schedule in one process",
     "replay": "A Poloniex-compatible HTTP server over a recorded candle file",
+    "settings": "Print the effective settings and where each value came from",
 }
 
 
-def _quiet_environment() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    # Without PREFECT_API_URL Prefect starts a temporary local server; its 20 s default start-up
-    # budget is too short on a busy 2-core machine.
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cryptoflow", description=__doc__.splitlines()[0])
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``command``'s options are configured (all of them when None)."""
+    parser = argparse.ArgumentParser(
+        prog="cryptoflow", description=__doc__.splitlines()[0],
+        epilog="exit codes: 0 done, 1 failed, 2 bad input, 3 corrupt store, "
+        "4 remote failure after retries, 130 interrupted",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, help_text in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=f"cryptoflow.commands.{name}")
-        try:
-            module = importlib.import_module(f"cryptoflow.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"cryptoflow.commands.{name}":
-                raise
-            p.set_defaults(_missing=True)
-            continue
-        module.configure(p)
+        if command is None or command == name:
+            importlib.import_module(f"cryptoflow.commands.{name}").configure(p)
     return parser
 
 
+def _command(argv: list[str]) -> str | None:
+    return next((a for a in argv if a in SUBCOMMANDS), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    _quiet_environment()
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "_missing", False):
-        parser.error(f"'{args.command}' is not available in this build")
+    from tasks.training.runtime import quiet_environment
+
+    quiet_environment()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(_command(argv)).parse_args(argv)
     module = importlib.import_module(args._module)
     try:
         return _run_with_data_dir(module, args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
-    except ValueError as exc:
-        # Bad input: one clear line, no traceback.
-        print(f"cryptoflow {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_INTERRUPTED
+    except (CryptoflowError, ValueError) as exc:
+        # Bad input, a corrupt store, a remote failure: one clear line, no traceback.
+        kind = {2: "error", 3: "corrupt store", 4: "remote failure"}.get(exit_code_for(exc), "error")
+        print(f"cryptoflow {args.command}: {kind}: {exc}", file=sys.stderr)
+        return exit_code_for(exc)
 
 
 def _run_with_data_dir(module, args: argparse.Namespace) -> int:
     """Run a subcommand; a data directory given as a URL (``s3://…``) is worked on through a
     local mirror: pulled before, each changed file pushed (one PUT) after."""
-    data_dir = getattr(args, "data_dir", None) or os.environ.get("CRYPTOFLOW_DATA_DIR")
-    if not data_dir or "://" not in str(data_dir):
+    from storage.settings import settings
+
+    data_dir = getattr(args, "data_dir", None) or settings().data_dir
+    if "://" not in str(data_dir):
         return int(module.main(args) or 0)
     from storage.remote import mirrored
 

@@ -90,7 +90,8 @@ def flow_options(flow: Any, skip: Iterable[str] = ()) -> list[FlowOption]:
         default = None if param.default is inspect.Parameter.empty else param.default
         options.append(FlowOption(
             name=name, flag="--" + name.replace("_", "-"), default=default,
-            help=f"{text} (default: {show_default(default)})", kind=kind, choices=_choices(base),
+            help=text if "default" in text.lower() else f"{text} (default: {show_default(default)})",
+            kind=kind, choices=_choices(base),
         ))
     return options
 
@@ -133,12 +134,18 @@ def given(args: argparse.Namespace) -> dict[str, Any]:
 def validated(flow: Any, params: dict[str, Any]) -> dict[str, Any]:
     """``params`` checked and converted by the flow's own signature; bad values raise a
     :class:`BadInputError` naming the parameter, before anything is written."""
+    import logging
+
     from prefect.exceptions import ParameterTypeError
 
+    flow_logger = logging.getLogger("prefect.flows")  # it logs the refusal as an ERROR too
+    was_disabled, flow_logger.disabled = flow_logger.disabled, True
     try:
         return flow.validate_parameters(params)
     except ParameterTypeError as exc:
         raise BadInputError(_one_line(str(exc))) from None
+    finally:
+        flow_logger.disabled = was_disabled
 
 
 def _one_line(message: str) -> str:

@@ -4,41 +4,35 @@ from __future__ import annotations
 
 import argparse
 
+from cryptoflow.options import add_flow_options, given, validated
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run", dest="run_id", default=None, help="run id (default: the latest)")
+    """The report flow's parameters (``--run`` as ``--run-id``), plus ``--compare``."""
+    from flows.report import report
+
+    add_flow_options(parser, report, aliases={"run_id": "--run"})
     parser.add_argument(
-        "--data-dir", default=None, help="data directory (default: $CRYPTOFLOW_DATA_DIR or ./data)"
-    )
-    parser.add_argument(
-        "--compare",
-        nargs=2,
-        metavar=("SEED_RUN", "HONEST_RUN"),
-        default=None,
-        help="render the tutorial's table, a seed run and an honest run side by side",
+        "--compare", nargs=2, metavar=("SEED_RUN", "HONEST_RUN"), default=None,
+        help="instead: the tutorial's table, a seed run and an honest run side by side "
+        "(the compare-protocols flow)",
     )
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.compare:
-        from flows.report import compare
-        from storage.layout import DataLayout
-        from storage.runs import RunStore
-        from tasks.evaluation import resolve_run
-
-        store = RunStore(DataLayout.at(args.data_dir).runs)
-        for run in args.compare:
-            resolve_run(store, run)
-
-        print(compare(args.compare[0], args.compare[1], data_dir=args.data_dir))
-        return 0
+    """Report one run (or compare two); print the path of the HTML written."""
+    from flows.report import compare, report
     from storage.layout import DataLayout
     from storage.runs import RunStore
     from tasks.evaluation import resolve_run
 
+    params = validated(report, given(args))
+    store = RunStore(DataLayout.at(params["data_dir"]).runs)
+    if args.compare:
+        seed_run, honest_run = (resolve_run(store, run) for run in args.compare)
+        print(compare(seed_run, honest_run, data_dir=params["data_dir"]))
+        return 0
     # Bad input fails here, in one line, before a flow run is created.
-    run_id = resolve_run(RunStore(DataLayout.at(args.data_dir).runs), args.run_id)
-    from flows.report import report
-
-    print(report(run_id=run_id, data_dir=args.data_dir))
+    params["run_id"] = resolve_run(store, params["run_id"])
+    print(report(**params))
     return 0
