@@ -20,13 +20,7 @@ import pandas as pd
 
 from storage.layout import DataLayout
 from storage.runs import RunStore, validate_name
-from tasks.baselines import (
-    Baseline,
-    fit_linear,
-    lag_forecast,
-    linear_forecast,
-    persistence_forecast,
-)
+from tasks.baselines import Baseline, baseline_forecast, fit_linear
 from tasks.metrics import ForecastMetrics, forecast_metrics, inverse_target, target_channel
 from tasks.selection import (
     EpochChoice,
@@ -194,16 +188,6 @@ def predict_target(model: Any, x: np.ndarray, target: int, horizon: int) -> np.n
     return target_channel(raw, target, horizon)
 
 
-def _baseline_predict(
-    name: Baseline, linear: Any, x: np.ndarray, target: int, k: int
-) -> np.ndarray:
-    if name is Baseline.PERSISTENCE:
-        return persistence_forecast(x, target, k)
-    if name is Baseline.LAG:
-        return lag_forecast(x, target, k)
-    return linear_forecast(linear, x, target)
-
-
 def _choices(store: RunStore, run_id: str, models: list[str]) -> dict[str, EpochChoice]:
     return {m: choose_best_epoch(m, store.read_history(run_id, m)) for m in models}
 
@@ -260,7 +244,7 @@ def evaluate_run(data_dir: str | Path | None, run_id: str | None = None) -> RunE
         entries.append(e)
     for b in Baseline:
         e = EntryScore(b.value, EntryKind.BASELINE, ModelStatus.OK.value)
-        val_predictions[b.value] = _baseline_predict(b, linear, val.x, target, horizon)
+        val_predictions[b.value] = baseline_forecast(b, linear, val.x, target, horizon)
         e.validation = score(val, val_predictions[b.value])
         entries.append(e)
 
@@ -287,9 +271,7 @@ def evaluate_run(data_dir: str | Path | None, run_id: str | None = None) -> RunE
                 net = load_checkpoint(checkpoints[e.name])
                 eval_predictions[e.name] = predict_target(net, ev.x, target, horizon)
             else:
-                eval_predictions[e.name] = _baseline_predict(
-                    Baseline(e.name), linear, ev.x, target, horizon
-                )
+                eval_predictions[e.name] = baseline_forecast(e.name, linear, ev.x, target, horizon)
     for e in entries:
         if e.name in eval_predictions:
             e.evaluation = score(ev, eval_predictions[e.name])

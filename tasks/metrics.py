@@ -12,6 +12,8 @@ from typing import Protocol
 
 import numpy as np
 
+from storage.errors import BadInputError
+
 
 class InverseScaler(Protocol):
     """Anything with ``inverse_transform((m, n_features)) -> (m, n_features)``."""
@@ -62,9 +64,9 @@ def target_channel(y: np.ndarray, target: int, horizon: int | None = None) -> np
     if arr.ndim == 3:
         arr = arr[:, :, 0] if arr.shape[2] == 1 else arr[:, :, target]
     elif arr.ndim != 2:
-        raise ValueError(f"expected (n, K) or (n, K, F) array, got shape {arr.shape}")
+        raise BadInputError(f"expected (n, K) or (n, K, F) array, got shape {arr.shape}")
     if horizon is not None and arr.shape[1] != horizon:
-        raise ValueError(f"expected horizon {horizon}, got shape {arr.shape}")
+        raise BadInputError(f"expected horizon {horizon}, got shape {arr.shape}")
     return np.asarray(arr, dtype=np.float64)
 
 
@@ -131,11 +133,11 @@ def forecast_metrics(
     p = np.asarray(predicted, dtype=np.float64)
     last = np.asarray(last_close, dtype=np.float64)
     if a.shape != p.shape or a.ndim != 2:
-        raise ValueError(f"actual {a.shape} and predicted {p.shape} must both be (n, K)")
+        raise BadInputError(f"actual {a.shape} and predicted {p.shape} must both be (n, K)")
     if last.shape != (a.shape[0],):
-        raise ValueError(f"last_close must be ({a.shape[0]},), got {last.shape}")
+        raise BadInputError(f"last_close must be ({a.shape[0]},), got {last.shape}")
     if a.shape[0] == 0:
-        raise ValueError("no windows to score")
+        raise BadInputError("no windows to score")
     err = p - a
     mse = float(np.mean(err**2))
     persistence_mse = float(np.mean((last[:, None] - a) ** 2))
