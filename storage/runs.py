@@ -296,6 +296,15 @@ class RunStore:
             return []
         return sorted(p.parent.name for p in d.glob("*/spec.json"))
 
+    def sweep_tables(self, run_id: str) -> list[Path]:
+        """CSV tables a report may draw a sweep from, in order of preference: the run's own
+        (``runs/<run-id>/*.csv``, ``sweep*/*.csv``), then every run's ``sweep*.csv``, newest
+        run id first."""
+        run_dir = self.run_dir(run_id)
+        own = sorted([*run_dir.glob("*.csv"), *run_dir.glob("sweep*/*.csv")])
+        others = sorted(self.root.glob("*/sweep*.csv"), key=lambda p: p.parent.name, reverse=True)
+        return [*own, *others]
+
     def runs(self) -> list[str]:
         """Run ids with a ``run.json``, oldest first (by the recorded ``created`` time)."""
         if not self.root.is_dir():

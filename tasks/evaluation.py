@@ -17,7 +17,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
 
+from storage.errors import BadInputError, CorruptStoreError
 from storage.layout import DataLayout
 from storage.runs import RunStore, validate_name
 from tasks.baselines import Baseline, baseline_forecast, fit_linear
@@ -93,17 +96,17 @@ class RunEvaluation:
 
 
 def resolve_run(store: RunStore, run_id: str | None) -> str:
-    """``run_id`` if it exists, else the latest run when None; ``ValueError`` otherwise."""
+    """``run_id`` if it exists, else the latest run when None; ``BadInputError`` otherwise."""
     if run_id is None or run_id == "":
         latest = store.latest_run()
         if latest is None:
-            raise ValueError(f"no training runs under {store.root}; train the zoo first")
+            raise BadInputError(f"no training runs under {store.root}; train the zoo first")
         return latest
     validate_name(run_id, "run id")
     if store.read_run(run_id) is None:
         known = store.runs()[-5:]
         hint = f"; recent runs: {', '.join(known)}" if known else "; there are no runs"
-        raise ValueError(f"unknown run {run_id!r} under {store.root}{hint}")
+        raise BadInputError(f"unknown run {run_id!r} under {store.root}{hint}")
     return run_id
 
 
@@ -123,8 +126,10 @@ def resolve_dataset_path(layout: DataLayout, info: dict[str, Any]) -> Path:
         path = window_path(layout.windows, str(ds_id))
         if path.is_file():
             return path
-    raise ValueError(
-        f"the run's window file is missing (dataset_path={raw!r}, dataset_id={ds_id!r})"
+    raise CorruptStoreError(
+        raw or ds_id or layout.windows,
+        f"the run's window file is missing (dataset_path={raw!r}, dataset_id={ds_id!r})",
+        rebuild="cryptoflow prepare ...",
     )
 
 
@@ -202,7 +207,7 @@ def evaluate_run(data_dir: str | Path | None, run_id: str | None = None) -> RunE
     info = store.read_run(run_id) or {}
     models = [str(m) for m in (info.get("models") or store.models(run_id))]
     if not models:
-        raise ValueError(f"run {run_id!r} has no models")
+        raise BadInputError(f"run {run_id!r} has no models")
     dataset_path = resolve_dataset_path(layout, info)
     ds = open_dataset(str(dataset_path))
     attrs = ds.attrs
@@ -216,17 +221,17 @@ def evaluate_run(data_dir: str | Path | None, run_id: str | None = None) -> RunE
     histories = {m: store.read_history(run_id, m) for m in models}
     choices = _choices(store, run_id, models)
     if all(c.status is ModelStatus.NO_HISTORY for c in choices.values()):
-        raise ValueError(f"run {run_id!r} is empty: no model recorded a single epoch")
+        raise BadInputError(f"run {run_id!r} is empty: no model recorded a single epoch")
 
     # ---- phase 1: training and validation windows only
     x_train, y_train = ds.split_arrays("train")
     if len(x_train) == 0:
-        raise ValueError(f"the window file {dataset_path} has no training windows")
+        raise BadInputError(f"the window file {dataset_path} has no training windows")
     linear = fit_linear(x_train, y_train, target)
     del x_train, y_train
     val = _load_split(ds, "validation", target)
     if len(val.x) == 0:
-        raise ValueError(f"the window file {dataset_path} has no validation windows")
+        raise BadInputError(f"the window file {dataset_path} has no validation windows")
 
     entries: list[EntryScore] = []
     checkpoints: dict[str, Path] = {}
@@ -262,7 +267,7 @@ def evaluate_run(data_dir: str | Path | None, run_id: str | None = None) -> RunE
     else:
         ev = _load_split(ds, eval_split, target)
         if len(ev.x) == 0:
-            raise ValueError(f"the window file {dataset_path} has no {eval_split} windows")
+            raise BadInputError(f"the window file {dataset_path} has no {eval_split} windows")
         eval_predictions = {}
         for e in entries:
             if e.validation is None:
@@ -318,3 +323,9 @@ def evaluate_run(data_dir: str | Path | None, run_id: str | None = None) -> RunE
         histories=histories,
         champion_forecast=champion_forecast,
     )
+
+
+@task(name="evaluate-run", cache_policy=NO_CACHE)
+def evaluate_run_task(data_dir: str, run_id: str | None) -> Any:
+    """Select each model's epoch, score models and baselines, choose the champion."""
+    return evaluate_run(data_dir, run_id)

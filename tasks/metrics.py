@@ -42,16 +42,20 @@ class ForecastMetrics:
         out: dict[str, object] = {}
         for key, value in asdict(self).items():
             if isinstance(value, tuple):
-                out[key] = [_finite_or_none(v) for v in value]
+                out[key] = [finite_or_none(v) for v in value]
             elif isinstance(value, float):
-                out[key] = _finite_or_none(value)
+                out[key] = finite_or_none(value)
             else:
                 out[key] = value
         return out
 
 
-def _finite_or_none(value: float) -> float | None:
-    return float(value) if np.isfinite(value) else None
+def finite_or_none(value: float | None) -> float | None:
+    """``value`` as a float, or None when it is None, NaN or infinite (JSON has no NaN)."""
+    if value is None:
+        return None
+    v = float(value)
+    return v if np.isfinite(v) else None
 
 
 def target_channel(y: np.ndarray, target: int, horizon: int | None = None) -> np.ndarray:
