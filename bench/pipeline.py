@@ -49,11 +49,13 @@ def direct(url: str, data_dir: Path, s: dict) -> str:
     import pandas as pd
 
     from flows.pipeline import training_run_id
-    from flows.report import evaluate_run_task, render_report_task, write_report_task
     from storage.candles import CandleStore
     from storage.layout import DataLayout
     from storage.runs import RunStore
+    from tasks.evaluation import evaluate_run_task
     from tasks.poloniex import PoloniexClient, page_ranges
+    from tasks.report.files import write_report_task
+    from tasks.report.render import render_report_task
     from tasks.training import available_cores, detect_gpus, plan_slots, run_worker
     from tasks.windows import WindowSpec, cut_windows_task, window_dataset_id
 

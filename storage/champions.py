@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from storage.atomic import atomic_write_text
+from storage.errors import BadInputError, CorruptStoreError
 
 REGISTRY_FILE = "champions.json"
 REQUIRED_FIELDS: tuple[str, ...] = (
@@ -28,6 +29,8 @@ REQUIRED_FIELDS: tuple[str, ...] = (
     "flow_run_id",
 )
 _VERSION = 1
+#: The registry is rebuilt by reporting the runs again (each report records its champion).
+REBUILD = "cryptoflow report --run <run-id>"
 
 
 class ChampionRegistry:
@@ -43,10 +46,12 @@ class ChampionRegistry:
             return []
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"champion registry {self.path} is not valid JSON: {exc}") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CorruptStoreError(
+                self.path, f"champion registry is not valid JSON: {exc}", REBUILD
+            ) from None
         if not isinstance(data, dict) or not isinstance(data.get("champions"), list):
-            raise ValueError(f"champion registry {self.path} has an unexpected shape")
+            raise CorruptStoreError(self.path, "champion registry has an unexpected shape", REBUILD)
         return [dict(r) for r in data["champions"]]
 
     def current(self, protocol: str = "honest") -> dict[str, Any] | None:
@@ -63,9 +68,9 @@ class ChampionRegistry:
         """Append a champion (replacing an earlier record of the same run); return it."""
         missing = [k for k in REQUIRED_FIELDS if k not in champion]
         if missing:
-            raise ValueError(f"champion record lacks fields {missing}")
+            raise BadInputError(f"champion record lacks fields {missing}")
         if not isinstance(champion["metrics"], Mapping):
-            raise ValueError("champion metrics must be a mapping")
+            raise BadInputError("champion metrics must be a mapping")
         entry = json.loads(json.dumps(dict(champion), default=str))  # JSON-safe copy
         entry.setdefault("recorded_at", datetime.now(UTC).isoformat())
         kept = [r for r in self.records() if r.get("run_id") != entry["run_id"]]

@@ -32,8 +32,13 @@ from typing import Any
 import pandas as pd
 
 from storage.atomic import atomic_write_text
+from storage.errors import BadInputError, CorruptStoreError
 
-HISTORY_COLUMNS: tuple[str, ...] = ("epoch", "loss", "val_loss", "seconds")
+#: Columns a history must have (the ones selection reads); ``seconds`` is optional on read.
+REQUIRED_HISTORY_COLUMNS: tuple[str, ...] = ("epoch", "loss", "val_loss")
+HISTORY_COLUMNS: tuple[str, ...] = (*REQUIRED_HISTORY_COLUMNS, "seconds")
+#: How a corrupt run store file is rebuilt (training resumes or restarts the model).
+REBUILD_RUN = "cryptoflow train --run-id <run-id>"
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _CHECKPOINT_RE = re.compile(r"^epoch-(?P<epoch>\d{3,})-(?P<val_loss>[^/]+)\.keras$")
 _PARTIAL_MARK = ".partial-"
@@ -42,7 +47,7 @@ _PARTIAL_MARK = ".partial-"
 def validate_name(value: str, what: str = "run id") -> str:
     """Return ``value`` if it is a safe single path component (letters, digits, ``_.-``)."""
     if not isinstance(value, str) or not _ID_RE.fullmatch(value) or value in (".", ".."):
-        raise ValueError(
+        raise BadInputError(
             f"invalid {what} {value!r}: use letters, digits, '_', '.', '-' (at most 128)"
         )
     return value
@@ -65,10 +70,32 @@ def parse_checkpoint_name(name: str) -> int | None:
     return int(m.group("epoch")) if m else None
 
 
+def scan_checkpoints(checkpoint_dir: Path) -> dict[int, Path]:
+    """Epoch -> checkpoint file in ``checkpoint_dir``, by file name (never by file time)."""
+    found: dict[int, Path] = {}
+    if not checkpoint_dir.is_dir():
+        return found
+    for path in sorted(checkpoint_dir.iterdir()):
+        epoch = parse_checkpoint_name(path.name)
+        if epoch is not None and path.is_file():
+            if epoch in found:
+                raise CorruptStoreError(
+                    checkpoint_dir, f"two checkpoints for epoch {epoch}: {found[epoch]}, {path}"
+                )
+            found[epoch] = path
+    return found
+
+
 def _read_json(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CorruptStoreError(path, f"unreadable JSON: {exc}", rebuild=REBUILD_RUN) from None
+    if not isinstance(data, dict):
+        raise CorruptStoreError(path, "expected a JSON object", rebuild=REBUILD_RUN)
+    return data
 
 
 def _write_json(path: Path, data: Mapping[str, Any]) -> Path:
@@ -136,19 +163,28 @@ class ModelDir:
 
     def read_history(self) -> pd.DataFrame:
         """History (epochs, [epoch, loss, val_loss, seconds]) sorted by epoch; empty when none."""
-        if not self.history_path.is_file():
+        path = self.history_path
+        if not path.is_file():
             return empty_history()
-        df = pd.read_csv(self.history_path)
-        missing = [c for c in ("epoch", "loss", "val_loss") if c not in df.columns]
+        try:
+            df = pd.read_csv(path)
+        except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            raise CorruptStoreError(path, f"unreadable CSV: {exc}", rebuild=REBUILD_RUN) from None
+        except pd.errors.EmptyDataError:
+            raise CorruptStoreError(path, "empty file", rebuild=REBUILD_RUN) from None
+        missing = [c for c in REQUIRED_HISTORY_COLUMNS if c not in df.columns]
         if missing:
-            raise ValueError(f"{self.history_path} lacks columns {missing}")
+            raise CorruptStoreError(path, f"lacks columns {missing}", rebuild=REBUILD_RUN)
         if "seconds" not in df.columns:
             df["seconds"] = float("nan")
-        df = df.loc[:, list(HISTORY_COLUMNS)].astype(
-            {"epoch": "int64", "loss": "float64", "val_loss": "float64", "seconds": "float64"}
-        )
+        try:
+            df = df.loc[:, list(HISTORY_COLUMNS)].astype(
+                {"epoch": "int64", "loss": "float64", "val_loss": "float64", "seconds": "float64"}
+            )
+        except (TypeError, ValueError) as exc:
+            raise CorruptStoreError(path, f"bad values: {exc}", rebuild=REBUILD_RUN) from None
         if df["epoch"].duplicated().any():
-            raise ValueError(f"{self.history_path} records an epoch twice")
+            raise CorruptStoreError(path, "records an epoch twice", rebuild=REBUILD_RUN)
         return df.sort_values("epoch", ignore_index=True)
 
     def append_history(self, epoch: int, loss: float, val_loss: float, seconds: float) -> Path:
@@ -156,7 +192,7 @@ class ModelDir:
         history = self.read_history()
         expected = int(history["epoch"].iloc[-1]) + 1 if len(history) else 1
         if epoch != expected:
-            raise ValueError(f"epoch {epoch} cannot follow the history (next is {expected})")
+            raise BadInputError(f"epoch {epoch} cannot follow the history (next is {expected})")
         row = pd.DataFrame(
             {"epoch": [int(epoch)], "loss": [float(loss)], "val_loss": [float(val_loss)],
              "seconds": [float(seconds)]}
@@ -181,16 +217,7 @@ class ModelDir:
 
     def checkpoint_files(self) -> dict[int, Path]:
         """Epoch -> checkpoint file on disk (by name, never by file time)."""
-        found: dict[int, Path] = {}
-        if not self.checkpoint_dir.is_dir():
-            return found
-        for path in sorted(self.checkpoint_dir.iterdir()):
-            epoch = parse_checkpoint_name(path.name)
-            if epoch is not None and path.is_file():
-                if epoch in found:
-                    raise ValueError(f"two checkpoints for epoch {epoch}: {found[epoch]}, {path}")
-                found[epoch] = path
-        return found
+        return scan_checkpoints(self.checkpoint_dir)
 
     def checkpoints(self) -> dict[int, Path]:
         """Epoch -> checkpoint of every *recorded* epoch (those in ``history.csv``)."""
@@ -268,6 +295,15 @@ class RunStore:
         if not d.is_dir():
             return []
         return sorted(p.parent.name for p in d.glob("*/spec.json"))
+
+    def sweep_tables(self, run_id: str) -> list[Path]:
+        """CSV tables a report may draw a sweep from, in order of preference: the run's own
+        (``runs/<run-id>/*.csv``, ``sweep*/*.csv``), then every run's ``sweep*.csv``, newest
+        run id first."""
+        run_dir = self.run_dir(run_id)
+        own = sorted([*run_dir.glob("*.csv"), *run_dir.glob("sweep*/*.csv")])
+        others = sorted(self.root.glob("*/sweep*.csv"), key=lambda p: p.parent.name, reverse=True)
+        return [*own, *others]
 
     def runs(self) -> list[str]:
         """Run ids with a ``run.json``, oldest first (by the recorded ``created`` time)."""

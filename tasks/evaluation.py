@@ -17,16 +17,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
 
+from storage.errors import BadInputError, CorruptStoreError
 from storage.layout import DataLayout
 from storage.runs import RunStore, validate_name
-from tasks.baselines import (
-    Baseline,
-    fit_linear,
-    lag_forecast,
-    linear_forecast,
-    persistence_forecast,
-)
+from tasks.baselines import Baseline, baseline_forecast, fit_linear
 from tasks.metrics import ForecastMetrics, forecast_metrics, inverse_target, target_channel
 from tasks.selection import (
     EpochChoice,
@@ -99,17 +96,17 @@ class RunEvaluation:
 
 
 def resolve_run(store: RunStore, run_id: str | None) -> str:
-    """``run_id`` if it exists, else the latest run when None; ``ValueError`` otherwise."""
+    """``run_id`` if it exists, else the latest run when None; ``BadInputError`` otherwise."""
     if run_id is None or run_id == "":
         latest = store.latest_run()
         if latest is None:
-            raise ValueError(f"no training runs under {store.root}; train the zoo first")
+            raise BadInputError(f"no training runs under {store.root}; train the zoo first")
         return latest
     validate_name(run_id, "run id")
     if store.read_run(run_id) is None:
         known = store.runs()[-5:]
         hint = f"; recent runs: {', '.join(known)}" if known else "; there are no runs"
-        raise ValueError(f"unknown run {run_id!r} under {store.root}{hint}")
+        raise BadInputError(f"unknown run {run_id!r} under {store.root}{hint}")
     return run_id
 
 
@@ -129,8 +126,10 @@ def resolve_dataset_path(layout: DataLayout, info: dict[str, Any]) -> Path:
         path = window_path(layout.windows, str(ds_id))
         if path.is_file():
             return path
-    raise ValueError(
-        f"the run's window file is missing (dataset_path={raw!r}, dataset_id={ds_id!r})"
+    raise CorruptStoreError(
+        raw or ds_id or layout.windows,
+        f"the run's window file is missing (dataset_path={raw!r}, dataset_id={ds_id!r})",
+        rebuild="cryptoflow prepare ...",
     )
 
 
@@ -194,16 +193,6 @@ def predict_target(model: Any, x: np.ndarray, target: int, horizon: int) -> np.n
     return target_channel(raw, target, horizon)
 
 
-def _baseline_predict(
-    name: Baseline, linear: Any, x: np.ndarray, target: int, k: int
-) -> np.ndarray:
-    if name is Baseline.PERSISTENCE:
-        return persistence_forecast(x, target, k)
-    if name is Baseline.LAG:
-        return lag_forecast(x, target, k)
-    return linear_forecast(linear, x, target)
-
-
 def _choices(store: RunStore, run_id: str, models: list[str]) -> dict[str, EpochChoice]:
     return {m: choose_best_epoch(m, store.read_history(run_id, m)) for m in models}
 
@@ -218,7 +207,7 @@ def evaluate_run(data_dir: str | Path | None, run_id: str | None = None) -> RunE
     info = store.read_run(run_id) or {}
     models = [str(m) for m in (info.get("models") or store.models(run_id))]
     if not models:
-        raise ValueError(f"run {run_id!r} has no models")
+        raise BadInputError(f"run {run_id!r} has no models")
     dataset_path = resolve_dataset_path(layout, info)
     ds = open_dataset(str(dataset_path))
     attrs = ds.attrs
@@ -232,17 +221,17 @@ def evaluate_run(data_dir: str | Path | None, run_id: str | None = None) -> RunE
     histories = {m: store.read_history(run_id, m) for m in models}
     choices = _choices(store, run_id, models)
     if all(c.status is ModelStatus.NO_HISTORY for c in choices.values()):
-        raise ValueError(f"run {run_id!r} is empty: no model recorded a single epoch")
+        raise BadInputError(f"run {run_id!r} is empty: no model recorded a single epoch")
 
     # ---- phase 1: training and validation windows only
     x_train, y_train = ds.split_arrays("train")
     if len(x_train) == 0:
-        raise ValueError(f"the window file {dataset_path} has no training windows")
+        raise BadInputError(f"the window file {dataset_path} has no training windows")
     linear = fit_linear(x_train, y_train, target)
     del x_train, y_train
     val = _load_split(ds, "validation", target)
     if len(val.x) == 0:
-        raise ValueError(f"the window file {dataset_path} has no validation windows")
+        raise BadInputError(f"the window file {dataset_path} has no validation windows")
 
     entries: list[EntryScore] = []
     checkpoints: dict[str, Path] = {}
@@ -260,7 +249,7 @@ def evaluate_run(data_dir: str | Path | None, run_id: str | None = None) -> RunE
         entries.append(e)
     for b in Baseline:
         e = EntryScore(b.value, EntryKind.BASELINE, ModelStatus.OK.value)
-        val_predictions[b.value] = _baseline_predict(b, linear, val.x, target, horizon)
+        val_predictions[b.value] = baseline_forecast(b, linear, val.x, target, horizon)
         e.validation = score(val, val_predictions[b.value])
         entries.append(e)
 
@@ -278,7 +267,7 @@ def evaluate_run(data_dir: str | Path | None, run_id: str | None = None) -> RunE
     else:
         ev = _load_split(ds, eval_split, target)
         if len(ev.x) == 0:
-            raise ValueError(f"the window file {dataset_path} has no {eval_split} windows")
+            raise BadInputError(f"the window file {dataset_path} has no {eval_split} windows")
         eval_predictions = {}
         for e in entries:
             if e.validation is None:
@@ -287,9 +276,7 @@ def evaluate_run(data_dir: str | Path | None, run_id: str | None = None) -> RunE
                 net = load_checkpoint(checkpoints[e.name])
                 eval_predictions[e.name] = predict_target(net, ev.x, target, horizon)
             else:
-                eval_predictions[e.name] = _baseline_predict(
-                    Baseline(e.name), linear, ev.x, target, horizon
-                )
+                eval_predictions[e.name] = baseline_forecast(e.name, linear, ev.x, target, horizon)
     for e in entries:
         if e.name in eval_predictions:
             e.evaluation = score(ev, eval_predictions[e.name])
@@ -336,3 +323,9 @@ def evaluate_run(data_dir: str | Path | None, run_id: str | None = None) -> RunE
         histories=histories,
         champion_forecast=champion_forecast,
     )
+
+
+@task(name="evaluate-run", cache_policy=NO_CACHE)
+def evaluate_run_task(data_dir: str, run_id: str | None) -> Any:
+    """Select each model's epoch, score models and baselines, choose the champion."""
+    return evaluate_run(data_dir, run_id)

@@ -18,6 +18,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from storage.errors import BadInputError  # noqa: E402
+from tasks.baselines import BASELINE_NAMES  # noqa: E402
+
 SWEEP_COLUMNS: tuple[str, ...] = (
     "target",
     "kind",
@@ -237,7 +240,7 @@ def horizon_error_figure(
         if not np.isfinite(v).any():
             continue
         steps = np.arange(1, v.size + 1)
-        ls = "--" if name in {"persistence", "lag", "linear"} else "-"
+        ls = "--" if name in BASELINE_NAMES else "-"
         ax.plot(steps, v, ls=ls, marker=".", label=name)
         drawn += [float(x) for x in v[np.isfinite(v) & (v > 0)]]
     if drawn and max(drawn) / min(drawn) > 30:  # one bad model would flatten the rest
@@ -257,7 +260,7 @@ def validate_sweep(sweep: pd.DataFrame) -> pd.DataFrame:
     """Check the regularization sweep's columns (see ``SWEEP_COLUMNS``)."""
     missing = [c for c in SWEEP_COLUMNS if c not in sweep.columns]
     if missing:
-        raise ValueError(f"sweep table lacks columns {missing}")
+        raise BadInputError(f"sweep table lacks columns {missing}")
     return sweep
 
 

@@ -12,6 +12,8 @@ from typing import Protocol
 
 import numpy as np
 
+from storage.errors import BadInputError
+
 
 class InverseScaler(Protocol):
     """Anything with ``inverse_transform((m, n_features)) -> (m, n_features)``."""
@@ -40,16 +42,20 @@ class ForecastMetrics:
         out: dict[str, object] = {}
         for key, value in asdict(self).items():
             if isinstance(value, tuple):
-                out[key] = [_finite_or_none(v) for v in value]
+                out[key] = [finite_or_none(v) for v in value]
             elif isinstance(value, float):
-                out[key] = _finite_or_none(value)
+                out[key] = finite_or_none(value)
             else:
                 out[key] = value
         return out
 
 
-def _finite_or_none(value: float) -> float | None:
-    return float(value) if np.isfinite(value) else None
+def finite_or_none(value: float | None) -> float | None:
+    """``value`` as a float, or None when it is None, NaN or infinite (JSON has no NaN)."""
+    if value is None:
+        return None
+    v = float(value)
+    return v if np.isfinite(v) else None
 
 
 def target_channel(y: np.ndarray, target: int, horizon: int | None = None) -> np.ndarray:
@@ -62,9 +68,9 @@ def target_channel(y: np.ndarray, target: int, horizon: int | None = None) -> np
     if arr.ndim == 3:
         arr = arr[:, :, 0] if arr.shape[2] == 1 else arr[:, :, target]
     elif arr.ndim != 2:
-        raise ValueError(f"expected (n, K) or (n, K, F) array, got shape {arr.shape}")
+        raise BadInputError(f"expected (n, K) or (n, K, F) array, got shape {arr.shape}")
     if horizon is not None and arr.shape[1] != horizon:
-        raise ValueError(f"expected horizon {horizon}, got shape {arr.shape}")
+        raise BadInputError(f"expected horizon {horizon}, got shape {arr.shape}")
     return np.asarray(arr, dtype=np.float64)
 
 
@@ -131,11 +137,11 @@ def forecast_metrics(
     p = np.asarray(predicted, dtype=np.float64)
     last = np.asarray(last_close, dtype=np.float64)
     if a.shape != p.shape or a.ndim != 2:
-        raise ValueError(f"actual {a.shape} and predicted {p.shape} must both be (n, K)")
+        raise BadInputError(f"actual {a.shape} and predicted {p.shape} must both be (n, K)")
     if last.shape != (a.shape[0],):
-        raise ValueError(f"last_close must be ({a.shape[0]},), got {last.shape}")
+        raise BadInputError(f"last_close must be ({a.shape[0]},), got {last.shape}")
     if a.shape[0] == 0:
-        raise ValueError("no windows to score")
+        raise BadInputError("no windows to score")
     err = p - a
     mse = float(np.mean(err**2))
     persistence_mse = float(np.mean((last[:, None] - a) ** 2))

@@ -7,7 +7,7 @@ chosen epoch is found by its epoch number and loaded with Keras' safe mode.
 
 from __future__ import annotations
 
-import re
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-HISTORY_COLUMNS: tuple[str, ...] = ("epoch", "loss", "val_loss")
-_CHECKPOINT_RE = re.compile(r"^epoch-(?P<epoch>\d{3,})-(?P<val_loss>[^/]+)\.keras$")
+from storage.errors import BadInputError, CorruptStoreError
+from storage.runs import REBUILD_RUN, REQUIRED_HISTORY_COLUMNS
 
 
 class ModelStatus(StrEnum):
@@ -52,15 +52,15 @@ class EpochChoice:
 
 def validate_history(history: pd.DataFrame) -> pd.DataFrame:
     """Check a history ``(epochs, [epoch, loss, val_loss])``; return it sorted by epoch."""
-    missing = [c for c in HISTORY_COLUMNS if c not in history.columns]
+    missing = [c for c in REQUIRED_HISTORY_COLUMNS if c not in history.columns]
     if missing:
-        raise ValueError(f"history lacks columns {missing} (has {list(history.columns)})")
-    out = history.loc[:, list(HISTORY_COLUMNS)].copy()
+        raise BadInputError(f"history lacks columns {missing} (has {list(history.columns)})")
+    out = history.loc[:, list(REQUIRED_HISTORY_COLUMNS)].copy()
     epochs = pd.to_numeric(out["epoch"], errors="coerce")
     if epochs.isna().any() or (epochs < 1).any() or (epochs != epochs.round()).any():
-        raise ValueError("history epochs must be whole numbers from 1")
+        raise BadInputError("history epochs must be whole numbers from 1")
     if epochs.duplicated().any():
-        raise ValueError(f"history has duplicate epochs {sorted(epochs[epochs.duplicated()])}")
+        raise BadInputError(f"history has duplicate epochs {sorted(epochs[epochs.duplicated()])}")
     out["epoch"] = epochs.astype("int64")
     for col in ("loss", "val_loss"):
         out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64")
@@ -87,34 +87,6 @@ def choose_best_epoch(model: str, history: pd.DataFrame) -> EpochChoice:
     )
 
 
-def checkpoint_name(epoch: int, val_loss: float) -> str:
-    """The run store's checkpoint file name, e.g. ``epoch-003-0.000123.keras``."""
-    return f"epoch-{epoch:03d}-{val_loss:.6f}.keras"
-
-
-def parse_checkpoint_name(name: str) -> tuple[int, str] | None:
-    """``epoch-003-0.000123.keras`` -> ``(3, "0.000123")``; None when the name does not match."""
-    m = _CHECKPOINT_RE.match(name)
-    if m is None:
-        return None
-    return int(m.group("epoch")), m.group("val_loss")
-
-
-def scan_checkpoints(checkpoint_dir: Path) -> dict[int, Path]:
-    """Epoch -> checkpoint path, from the file names in ``checkpoint_dir`` (not their times)."""
-    found: dict[int, Path] = {}
-    if not checkpoint_dir.is_dir():
-        return found
-    for path in sorted(checkpoint_dir.iterdir()):
-        parsed = parse_checkpoint_name(path.name)
-        if parsed is not None and path.is_file():
-            epoch = parsed[0]
-            if epoch in found:
-                raise ValueError(f"two checkpoints for epoch {epoch}: {found[epoch]} and {path}")
-            found[epoch] = path
-    return found
-
-
 def checkpoint_for_epoch(checkpoints: Mapping[int, Path], epoch: int, checkpoint_dir: Path) -> Path:
     """The checkpoint file of ``epoch``; raise :class:`CheckpointMissingError` naming the file."""
     path = checkpoints.get(epoch)
@@ -134,9 +106,11 @@ def load_checkpoint(path: Path) -> Any:
     """Load a ``.keras`` checkpoint with ``safe_mode=True`` (no lambdas, no pickles)."""
     path = Path(path)
     if path.suffix != ".keras":
-        raise ValueError(f"refusing to load {path}: only native .keras checkpoints are loaded")
+        raise BadInputError(f"refusing to load {path}: only native .keras checkpoints are loaded")
     if not path.is_file():
         raise CheckpointMissingError(f"checkpoint not found: {path}")
+    if not zipfile.is_zipfile(path):  # a .keras file is a zip archive
+        raise CorruptStoreError(path, "not a readable .keras (zip) file", REBUILD_RUN)
     import tasks.zoo  # noqa: F401 - the zoo registers its custom layers, if any, on import
     from tasks.training import import_tensorflow
 

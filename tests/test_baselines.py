@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from tasks.baselines import (
+    BASELINE_NAMES,
     Baseline,
+    baseline_forecast,
     baseline_forecasts,
     fit_linear,
     lag_forecast,
@@ -60,10 +62,14 @@ def test_baseline_forecasts_all_names_and_shapes():
     out = baseline_forecasts(x_train, y_train, x, target=1, horizon=2)
     assert set(out) == set(Baseline)
     assert all(v.shape == (3, 2) for v in out.values())
+    linear = fit_linear(x_train, y_train, target=1)
+    for name in BASELINE_NAMES:  # one forecast by name, the same as the table's
+        assert np.array_equal(baseline_forecast(name, linear, x, 1, 2), out[Baseline(name)])
 
 
 def test_baseline_names_parse():
     assert Baseline.parse("lag") is Baseline.LAG
+    assert BASELINE_NAMES == ("persistence", "lag", "linear")
     with pytest.raises(ValueError, match="persistence, lag, linear"):
         Baseline.parse("arima")
 

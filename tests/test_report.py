@@ -115,7 +115,7 @@ def test_selection_on_a_real_run_reproduces_the_chosen_epoch(real_runs):
 @pytest.mark.slow
 def test_seed_run_scores_test_on_validation_windows(real_runs):
     from tasks.evaluation import evaluate_run
-    from tasks.report import leaderboard_rows
+    from tasks.report.leaderboard import leaderboard_rows
 
     ev = evaluate_run(real_runs["data_dir"], real_runs["seed"])
     assert ev.protocol == "seed" and ev.eval_split == "validation"

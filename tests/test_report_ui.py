@@ -9,7 +9,9 @@ import time
 import httpx
 import pytest
 
-from tasks.report import leaderboard_rows, render_report_markdown, report_figures
+from tasks.report.leaderboard import leaderboard_rows
+from tasks.report.markdown import render_report_markdown
+from tasks.report.plots import report_figures
 from tests.servers import prefect_server
 from tests.test_report_units import _evaluation
 

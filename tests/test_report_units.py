@@ -15,22 +15,17 @@ import pandas as pd
 import pytest
 
 from storage.champions import ChampionRegistry
+from storage.errors import CorruptStoreError
 from tasks.evaluation import EntryKind, EntryScore, Forecast, RunEvaluation
 from tasks.metrics import forecast_metrics
-from tasks.report import (
-    TUTORIAL_RESULTS,
-    artifact_key,
-    comparison_rows,
-    describe_model,
-    leaderboard_csv,
-    leaderboard_json,
-    leaderboard_markdown,
-    leaderboard_rows,
-    render_comparison_html,
-    render_report_html,
-    render_report_markdown,
-    report_figures,
-)
+from tasks.report.compare import comparison_rows, render_comparison_html
+from tasks.report.html import render_report_html
+from tasks.report.labels import describe_model
+from tasks.report.leaderboard import leaderboard_csv, leaderboard_json, leaderboard_rows
+from tasks.report.markdown import leaderboard_markdown, render_report_markdown
+from tasks.report.plots import report_figures
+from tasks.report.publish import artifact_key
+from tasks.report.tutorial import TUTORIAL_RESULTS
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -267,5 +262,48 @@ def test_champion_registry_rejects_bad_records_and_files(tmp_path):
     with pytest.raises(ValueError, match="metrics"):
         reg.record({**_champion("r1"), "metrics": 3})
     reg.path.write_text("{not json")
-    with pytest.raises(ValueError, match="not valid JSON"):
+    with pytest.raises(CorruptStoreError, match="not valid JSON") as err:
         reg.records()
+    assert err.value.path == str(reg.path)
+
+
+def test_describe_model_labels_every_zoo_model_as_the_tutorial_does():
+    from tasks.zoo import MODEL_NAMES
+
+    published = {t.model: (t.family, t.layers, t.activation) for t in TUTORIAL_RESULTS}
+    for name in MODEL_NAMES:
+        assert describe_model(name) == published[name]
+    assert describe_model("persistence") == ("baseline", None, "-")
+    assert describe_model("not_a_model") == ("not_a_model", None, "-")
+
+
+def test_corrupt_leaderboard_and_history_name_the_file(tmp_path):
+    from storage.reports import ReportStore
+    from storage.runs import RunStore
+
+    reports = ReportStore(tmp_path / "reports")
+    assert reports.read_leaderboard("r1") is None
+    reports.write_files("r1", {"leaderboard.json": "[{not json"})
+    with pytest.raises(CorruptStoreError, match=r"leaderboard\.json.*cryptoflow report --run r1"):
+        reports.read_leaderboard("r1")
+    runs = RunStore(tmp_path / "runs")
+    md = runs.model("r1", "cnn2_relu")
+    md.path.mkdir(parents=True)
+    md.history_path.write_text("epoch,loss\n1,0.1\n")
+    with pytest.raises(CorruptStoreError, match=r"history\.csv: lacks columns") as err:
+        runs.read_history("r1", "cnn2_relu")
+    assert err.value.path == str(md.history_path)
+    (runs.run_dir("r1") / "run.json").write_text("{broken")
+    with pytest.raises(CorruptStoreError, match=r"run\.json"):
+        runs.read_run("r1")
+
+
+def test_report_reused_only_with_the_same_fingerprint(tmp_path):
+    from storage.reports import ReportStore
+
+    store = ReportStore(tmp_path)
+    store.write_files("r1", {"report.html": "<html></html>\n"})
+    assert store.current_report("r1", "abc") is None  # no stamp yet
+    store.write_stamp("r1", "abc")
+    assert store.current_report("r1", "abc") == tmp_path / "r1" / "report.html"
+    assert store.current_report("r1", "def") is None

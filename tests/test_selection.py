@@ -8,16 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from storage.errors import CorruptStoreError
+from storage.runs import checkpoint_name, parse_checkpoint_name, scan_checkpoints
 from tasks.selection import (
     CheckpointMissingError,
     ModelStatus,
     checkpoint_for_epoch,
-    checkpoint_name,
     choose_best_epoch,
     choose_champion,
     load_checkpoint,
-    parse_checkpoint_name,
-    scan_checkpoints,
 )
 
 
@@ -76,9 +75,9 @@ def test_bad_histories_raise():
 def test_checkpoint_names_round_trip():
     name = checkpoint_name(3, 0.000123)
     assert name == "epoch-003-0.000123.keras"
-    assert parse_checkpoint_name(name) == (3, "0.000123")
+    assert parse_checkpoint_name(name) == 3  # the one parser (storage.runs) returns the epoch
     assert parse_checkpoint_name("weights-improvement-20-0.00042.hdf5") is None
-    assert parse_checkpoint_name("epoch-1000-nan.keras") == (1000, "nan")
+    assert parse_checkpoint_name("epoch-1000-nan.keras") == 1000
 
 
 def test_scan_finds_checkpoints_by_epoch_not_file_time(tmp_path):
@@ -122,6 +121,10 @@ def test_load_refuses_other_formats(tmp_path):
         load_checkpoint(p)
     with pytest.raises(CheckpointMissingError):
         load_checkpoint(tmp_path / "absent.keras")
+    garbage = tmp_path / checkpoint_name(2, 0.1)
+    garbage.write_bytes(b"not a zip")
+    with pytest.raises(CorruptStoreError, match="epoch-002-0.100000.keras"):
+        load_checkpoint(garbage)
 
 
 def test_safe_load_round_trips_and_rejects_lambdas(tmp_path):

@@ -1,0 +1,96 @@
+"""The report store: ``reports/<run-id>/`` and ``reports/comparisons/``, written atomically.
+
+```
+reports/<run-id>/report.html          # self-contained (PNG base64), leaderboard + metadata
+reports/<run-id>/leaderboard.json     # list of rows; leaderboard.csv; evaluation.json; <figure>.png
+reports/<run-id>/inputs.sha256        # fingerprint of the inputs, written last
+reports/comparisons/<seed>__vs__<honest>.html|.json
+```
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from storage.atomic import atomic_write_bytes, atomic_write_text
+from storage.errors import CorruptStoreError
+from storage.runs import validate_name
+
+REPORT_HTML = "report.html"
+LEADERBOARD_JSON = "leaderboard.json"
+LEADERBOARD_CSV = "leaderboard.csv"
+EVALUATION_JSON = "evaluation.json"
+INPUTS_FILE = "inputs.sha256"
+COMPARISONS_DIR = "comparisons"
+
+
+class ReportStore:
+    """Every run's report folder under one root (``DataLayout.reports``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def report_dir(self, run_id: str) -> Path:
+        """The report folder of one run."""
+        return self.root / validate_name(run_id)
+
+    def rebuild_hint(self, run_id: str) -> str:
+        """The command that rewrites a run's report (the stamp goes first, or it is reused)."""
+        return f"rm {self.report_dir(run_id) / INPUTS_FILE} && cryptoflow report --run {run_id}"
+
+    def current_report(self, run_id: str, fingerprint: str) -> Path | None:
+        """The run's ``report.html`` if it was made from inputs with this fingerprint."""
+        report_dir = self.report_dir(run_id)
+        html, stamp = report_dir / REPORT_HTML, report_dir / INPUTS_FILE
+        if html.is_file() and stamp.is_file() and stamp.read_text().strip() == fingerprint:
+            return html
+        return None
+
+    def write_files(self, run_id: str, files: Mapping[str, str | bytes]) -> dict[str, Path]:
+        """Write file name -> text or bytes into the run's report folder, in the given order."""
+        report_dir = self.report_dir(run_id)
+        report_dir.mkdir(parents=True, exist_ok=True)
+        written = {}
+        for name, content in files.items():
+            target = report_dir / validate_name(name, "report file name")
+            if isinstance(content, bytes):
+                written[name] = atomic_write_bytes(target, content)
+            else:
+                written[name] = atomic_write_text(target, content)
+        return written
+
+    def write_stamp(self, run_id: str, fingerprint: str) -> Path:
+        """Record the inputs' fingerprint (last: a crash before it means "not up to date")."""
+        return atomic_write_text(self.report_dir(run_id) / INPUTS_FILE, fingerprint + "\n")
+
+    def read_leaderboard(self, run_id: str) -> list[dict[str, Any]] | None:
+        """A run's ``leaderboard.json`` rows, or None when the run has not been reported yet."""
+        path = self.report_dir(run_id) / LEADERBOARD_JSON
+        if not path.is_file():
+            return None
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CorruptStoreError(
+                path, f"unreadable leaderboard: {exc}", self.rebuild_hint(run_id)
+            ) from None
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise CorruptStoreError(
+                path, "a leaderboard is a JSON list of rows", self.rebuild_hint(run_id)
+            )
+        return rows
+
+    def comparison_path(self, seed_run: str, honest_run: str, suffix: str = ".html") -> Path:
+        """``comparisons/<seed>__vs__<honest><suffix>``."""
+        name = f"{validate_name(seed_run)}__vs__{validate_name(honest_run)}{suffix}"
+        return self.root / COMPARISONS_DIR / name
+
+    def write_comparison(
+        self, seed_run: str, honest_run: str, json_text: str, html_text: str
+    ) -> Path:
+        """Write the comparison's JSON and HTML; returns the HTML's path."""
+        atomic_write_text(self.comparison_path(seed_run, honest_run, ".json"), json_text)
+        return atomic_write_text(self.comparison_path(seed_run, honest_run), html_text)

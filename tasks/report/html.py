@@ -1,0 +1,138 @@
+"""The report as one self-contained HTML page (figures embedded as base64 PNG)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from tasks.evaluation import EntryKind
+from tasks.report.cells import format_cell, split_label
+from tasks.report.leaderboard import LEADERBOARD_COLUMNS, TABLE_KEYS
+
+#: The style sheet of every page the report room writes (report and comparison).
+REPORT_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1200px;
+color:#222;padding:0 1em}
+h1{margin-bottom:.2em} .sub{color:#666;margin-top:0}
+table{border-collapse:collapse;margin:1em 0;font-size:14px}
+th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
+th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
+tr.champion{background:#e6f4ea;font-weight:600} tr.baseline{color:#555;font-style:italic}
+tr.failed{color:#b00020}
+.meta td{text-align:left} .note{background:#fff8e1;border-left:4px solid #f4b400;padding:.6em 1em}
+figure{margin:1.5em 0} figure img{max-width:100%;border:1px solid #eee}
+figcaption{color:#555;font-size:14px}
+"""
+
+
+def png_data_uri(png: bytes) -> str:
+    """``data:image/png;base64,...`` for PNG bytes."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def page_head(title: str) -> list[str]:
+    """The opening lines of a self-contained page: doctype, charset, title, style sheet."""
+    return [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title>",
+        f"<style>{REPORT_CSS}</style></head><body>",
+    ]
+
+
+def _row_classes(r: Mapping[str, Any]) -> str:
+    classes = []
+    if r.get("champion"):
+        classes.append("champion")
+    if r.get("kind") == EntryKind.BASELINE:
+        classes.append("baseline")
+    if r.get("status") not in (None, "ok"):
+        classes.append("failed")
+    return " ".join(classes)
+
+
+def html_table(
+    rows: Sequence[Mapping[str, Any]], keys: Sequence[str], headers: Mapping[str, str]
+) -> str:
+    """An HTML table of ``rows`` (columns ``keys``), champion, baselines and failures marked."""
+    out = ["<table>", "<thead><tr>"]
+    out += [f"<th>{html.escape(headers.get(k, k))}</th>" for k in keys]
+    out.append("</tr></thead><tbody>")
+    for r in rows:
+        out.append(f'<tr class="{_row_classes(r)}">')
+        out += [f"<td>{html.escape(format_cell(k, r.get(k)))}</td>" for k in keys]
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    return "\n".join(out)
+
+
+def _summary(meta: Mapping[str, Any], champion: Mapping[str, Any] | None) -> list[str]:
+    esc = html.escape
+    label = split_label(meta)
+    parts = [
+        f"<h1>Forecast report: run {esc(str(meta.get('run_id')))}</h1>",
+        f'<p class="sub">{esc(str(meta.get("symbol") or ""))} '
+        f"{esc(str(meta.get('interval') or ''))}"
+        f" · protocol <b>{esc(str(meta.get('protocol')))}</b>"
+        f" · {esc(str(meta.get('past')))} candles in → {esc(str(meta.get('future')))} out"
+        f" · generated {esc(str(meta.get('generated') or ''))}</p>",
+    ]
+    if meta.get("protocol") == "seed":
+        parts.append(
+            '<p class="note">Seed protocol: the tutorial\'s set-up reproduced on purpose. '
+            'The scaler saw every row and the "test" loss is measured on the validation '
+            "windows that chose the epochs, so these numbers are optimistic. "
+            "Compare with an honest run.</p>"
+        )
+    if champion:
+        parts.append(
+            f"<p><b>Champion</b> (lowest validation loss among the zoo's models; baselines are "
+            f"compared, never crowned): <b>{esc(champion['model'])}</b> at epoch "
+            f"{esc(str(champion.get('best_epoch')))}; on the {esc(label)} windows RMSE "
+            f"{esc(format_cell('test_rmse', champion.get('test_rmse')))}, skill vs persistence "
+            f"{esc(format_cell('skill', champion.get('skill')))}.</p>"
+        )
+    else:
+        parts.append("<p><b>No champion</b>: no model produced a finite validation loss.</p>")
+    parts.append(
+        f'<h2>Leaderboard</h2><p class="sub">Validation loss: scaled MSE of the target '
+        f"on the validation windows. Test columns: price units on the {esc(label)} "
+        "windows. Skill = 1 − MSE / MSE(persistence) on the same windows.</p>"
+    )
+    return parts
+
+
+def render_report_html(
+    meta: Mapping[str, Any],
+    rows: Sequence[Mapping[str, Any]],
+    figures: Mapping[str, bytes],
+    captions: Mapping[str, str] | None = None,
+) -> str:
+    """One self-contained HTML page: metadata, leaderboard, figures embedded as base64 PNG."""
+    captions = captions or {}
+    esc = html.escape
+    champion = next((r for r in rows if r.get("champion")), None)
+    parts = page_head(f"cryptoflow report {meta.get('run_id')}")
+    parts += _summary(meta, champion)
+    parts.append(html_table(rows, TABLE_KEYS, LEADERBOARD_COLUMNS))
+    parts.append("<h2>Figures</h2>")
+    for name, png in figures.items():
+        parts.append(
+            f'<figure><img alt="{esc(name)}" src="{png_data_uri(png)}">'
+            f"<figcaption>{esc(captions.get(name, name))}</figcaption></figure>"
+        )
+    parts.append("<h2>Run metadata</h2>")
+    parts.append(_meta_table(meta))
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _meta_table(meta: Mapping[str, Any]) -> str:
+    rows = []
+    for key, value in meta.items():
+        text = json.dumps(value) if isinstance(value, list | dict) else str(value)
+        rows.append(f"<tr><th>{html.escape(key)}</th><td>{html.escape(text)}</td></tr>")
+    return '<table class="meta">' + "".join(rows) + "</table>"

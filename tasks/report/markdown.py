@@ -1,0 +1,56 @@
+"""The report as markdown for the Prefect artifact: summary, leaderboard table, figures."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from tasks.report.cells import format_cell, split_label
+from tasks.report.html import png_data_uri
+from tasks.report.leaderboard import LEADERBOARD_COLUMNS, TABLE_KEYS
+
+
+def leaderboard_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    """GitHub-flavoured markdown table of the leaderboard (champion starred)."""
+    head = "| " + " | ".join(LEADERBOARD_COLUMNS[k] for k in TABLE_KEYS) + " |"
+    sep = "|" + "---|" * len(TABLE_KEYS)
+    lines = [head, sep]
+    for r in rows:
+        cells = []
+        for k in TABLE_KEYS:
+            cell = format_cell(k, r.get(k))
+            if k == "model" and r.get("champion"):
+                cell = f"**{cell}** ★"
+            cells.append(cell.replace("|", "\\|"))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def render_report_markdown(
+    meta: Mapping[str, Any],
+    rows: Sequence[Mapping[str, Any]],
+    figures: Mapping[str, bytes],
+    report_path: str | None = None,
+) -> str:
+    """Markdown for the Prefect artifact: summary, leaderboard table, figures as data URIs."""
+    champion = next((r for r in rows if r.get("champion")), None)
+    lines = [
+        f"# Forecast report: run `{meta.get('run_id')}`",
+        "",
+        f"protocol **{meta.get('protocol')}** · dataset `{meta.get('dataset_id')}` · candles "
+        f"`{meta.get('candle_fingerprint')}` · evaluation windows: {split_label(meta)}",
+        "",
+    ]
+    if champion:
+        lines += [
+            f"**Champion**: `{champion['model']}` (epoch {champion.get('best_epoch')}), "
+            f"RMSE {format_cell('test_rmse', champion.get('test_rmse'))}, "
+            f"skill vs persistence {format_cell('skill', champion.get('skill'))}",
+            "",
+        ]
+    lines += [leaderboard_markdown(rows), ""]
+    if report_path:
+        lines += [f"Full report: `{report_path}`", ""]
+    for name, png in figures.items():
+        lines += [f"![{name}]({png_data_uri(png)})", ""]
+    return "\n".join(lines)

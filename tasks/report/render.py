@@ -1,0 +1,51 @@
+"""Render one evaluated run: leaderboard rows, metadata, figures, HTML and the small figures."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.evaluation import RunEvaluation
+from tasks.report.html import render_report_html
+from tasks.report.leaderboard import leaderboard_rows
+from tasks.report.plots import FIGURE_CAPTIONS, report_figures
+
+CHAMPION_RULE = (
+    "lowest validation loss (scaled MSE of the target on the validation "
+    "windows) among the zoo's models; baselines are compared, never champion"
+)
+#: Resolution of the figures embedded in the markdown artifact (the HTML uses 100).
+SMALL_DPI = 55
+
+
+def report_meta(evaluation: RunEvaluation, flow_run_id: str | None) -> dict[str, Any]:
+    """The run's metadata plus the champion, its rule, the flow run and the time of writing."""
+    return {
+        **evaluation.meta,
+        "champion": evaluation.champion,
+        "champion_rule": CHAMPION_RULE,
+        "report_flow_run_id": flow_run_id,
+        "generated": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def render_report(
+    evaluation: RunEvaluation, sweep: pd.DataFrame | None, flow_run_id: str | None
+) -> dict[str, Any]:
+    """``{"rows", "meta", "figures", "html", "small"}`` of one evaluated run."""
+    rows = leaderboard_rows(evaluation)
+    meta = report_meta(evaluation, flow_run_id)
+    figures = report_figures(evaluation, rows, sweep)
+    html_text = render_report_html(meta, rows, figures, FIGURE_CAPTIONS)
+    small = report_figures(evaluation, rows, None, dpi=SMALL_DPI)
+    return {"rows": rows, "meta": meta, "figures": figures, "html": html_text, "small": small}
+
+
+@task(name="render-report", cache_policy=NO_CACHE)
+def render_report_task(evaluation: Any, sweep: Any, flow_run_id: str | None) -> dict[str, Any]:
+    """Leaderboard rows, figures (PNG), HTML and markdown of one evaluated run."""
+    return render_report(evaluation, sweep, flow_run_id)
