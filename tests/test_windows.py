@@ -13,15 +13,14 @@ import pytest
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from storage.schema import to_ms
-from storage.windows import WindowArrays, write_window_file
+from storage.windows.format import WindowArrays
+from storage.windows.writer import write_window_file
 from tasks.scaling import Scaler
-from tasks.windows import (
-    WindowSpec,
-    make_windows,
-    open_dataset,
-    plan_windows,
-    write_windows,
-)
+from tasks.windows.cut import make_windows, seed_window_starts
+from tasks.windows.dataset import write_windows
+from tasks.windows.plan import plan_windows
+from tasks.windows.reader import open_dataset
+from tasks.windows.spec import WindowSpec
 from tests.realdata import (
     POLONIEX_5M,
     POLONIEX_30M,
@@ -161,8 +160,6 @@ def test_seed_matches_tutorial_around_multiples_of_window(tmp_path, offset, mult
 
 
 def test_seed_edge_rule_counts():
-    from tasks.windows import seed_window_starts
-
     for n in range(10, 60):
         ours = seed_window_starts(n, 7, 3, sliding=False)
         theirs = PastSampler(7, 3, sliding_window=False).transform(np.arange(n)[:, None, None])[0]
@@ -360,23 +357,6 @@ def test_seed_compact_layout_matches_full(tmp_path):
     for name in TUTORIAL_NAMES[:2] + TUTORIAL_NAMES[2:4] + TUTORIAL_NAMES[5:]:
         x, y = a.read(name, lo, hi), b.read(name, lo, hi)
         assert x.dtype == y.dtype and x.shape == y.shape and np.array_equal(x, y), name
-
-
-@pytest.mark.slow  # imports Keras/TensorFlow
-def test_window_sequence_streams_one_split(honest_file):
-    from tasks.windows import WindowSequence
-
-    ds = open_dataset(honest_file)
-    x_all, y_all = ds.split_arrays("validation")
-    seq = WindowSequence(str(honest_file), "validation", batch_size=100, in_memory_bytes=0)
-    assert seq._cache is None  # streamed from the file, batch by batch
-    xs, ys = zip(*(seq[i] for i in range(len(seq))), strict=True)
-    assert np.array_equal(np.concatenate(xs), x_all) and np.array_equal(np.concatenate(ys), y_all)
-    tseq = WindowSequence(str(honest_file), "train", batch_size=64, shuffle=True, target_only=True)
-    x0, y0 = tseq[0]
-    assert y0.shape == (x0.shape[0], 8)
-    seen = sum(tseq[i][0].shape[0] for i in range(len(tseq)))
-    assert seen == ds.split_size("train")
 
 
 def test_dataset_id_follows_candles_and_spec(tmp_path):
