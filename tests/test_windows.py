@@ -12,8 +12,10 @@ import pandas as pd
 import pytest
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
+from storage.errors import BadInputError, CorruptStoreError
 from storage.schema import to_ms
 from storage.windows.format import WindowArrays
+from storage.windows.store import WindowStore
 from storage.windows.writer import write_window_file
 from tasks.scaling import Scaler
 from tasks.windows.cut import make_windows, seed_window_starts
@@ -414,7 +416,7 @@ def test_scaler_json_round_trip_and_inverse():
     ],
 )
 def test_spec_rejects_bad_parameters(kwargs, param):
-    with pytest.raises(ValueError, match=param):
+    with pytest.raises(BadInputError, match=param):
         WindowSpec(**kwargs)
 
 
@@ -488,3 +490,32 @@ def test_uncompressed_write_holds_the_same_windows(tmp_path):
         assert z["inputs"].compression == "gzip" and u["inputs"].compression is None
         for name in TUTORIAL_NAMES:
             assert np.array_equal(z[name][...], u[name][...]), name
+
+
+def test_window_store_names_the_kind_of_failure(tmp_path, honest_file):
+    store = WindowStore(tmp_path)
+    with pytest.raises(BadInputError, match="no window file with id"):
+        store.locate("ab12", None, None)
+    with pytest.raises(BadInputError, match="window file not found"):
+        store.locate(str(tmp_path / "gone.h5"), None, None)
+    with pytest.raises(BadInputError, match="no window file for BTC_USDT MINUTE_5"):
+        store.newest("BTC_USDT", "MINUTE_5")
+    summary = store.summary(honest_file)
+    assert summary["dataset_id"] == honest_file.stem and summary["protocol"] == "honest"
+    assert (summary["past"], summary["future"]) == (32, 8)
+    (tmp_path / "ab12.h5").write_bytes(b"not an HDF5 file")
+    for call in (
+        lambda: store.newest("BTC_USDT", "MINUTE_5"),
+        lambda: store.summary(tmp_path / "ab12.h5"),
+        lambda: open_dataset(tmp_path / "ab12.h5"),
+    ):
+        with pytest.raises(CorruptStoreError, match="ab12.h5: cannot be read") as err:
+            call()
+        assert err.value.rebuild.startswith("cryptoflow prepare --symbol")
+    with h5py.File(tmp_path / "ab12.h5", "w") as f:
+        f.attrs["symbol"], f.attrs["interval"] = "BTC_USDT", "MINUTE_5"
+    with pytest.raises(CorruptStoreError, match="past") as err:
+        open_dataset(tmp_path / "ab12.h5")
+    assert err.value.rebuild == "cryptoflow prepare --symbol BTC_USDT --interval MINUTE_5"
+    with pytest.raises(BadInputError, match="invalid dataset id"):
+        store.path("../x")
