@@ -16,6 +16,8 @@ import numpy as np
 from storage.errors import BadInputError
 from storage.version import DATA_FORMAT_VERSION
 
+#: File name suffix of a window file: ``<dataset-id>.h5``.
+SUFFIX = ".h5"
 #: Split codes stored in the ``split`` dataset.
 SPLIT_CODES: dict[str, int] = {"train": 0, "validation": 1, "test": 2}
 #: Attributes stored as JSON text.
@@ -80,7 +82,7 @@ def window_path(windows_root: str | os.PathLike[str], ds_id: str) -> Path:
     """``windows_root/<dataset-id>.h5``, refusing ids that are not plain hex."""
     if not ds_id or any(c not in "0123456789abcdef" for c in ds_id):
         raise BadInputError(f"invalid dataset id {ds_id!r}")
-    return Path(windows_root) / f"{ds_id}.h5"
+    return Path(windows_root) / f"{ds_id}{SUFFIX}"
 
 
 def rebuild_command(symbol: Any = None, interval: Any = None) -> str:

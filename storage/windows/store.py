@@ -9,7 +9,7 @@ from typing import Any
 from storage.errors import BadInputError, CorruptStoreError
 from storage.runs import validate_name
 from storage.schema import Interval, validate_symbol
-from storage.windows.format import rebuild_command, window_path
+from storage.windows.format import SUFFIX, rebuild_command, window_path
 from storage.windows.reader import read_attrs
 
 #: Attributes a summary carries (text, except the window shape).
@@ -37,12 +37,11 @@ class WindowStore:
         """
         if dataset:
             candidate = Path(dataset)
-            if candidate.suffix == ".h5" or "/" in dataset or candidate.is_file():
+            if candidate.suffix == SUFFIX or "/" in dataset or candidate.is_file():
                 if not candidate.is_file():
                     raise BadInputError(f"window file not found: {candidate}")
                 return candidate.resolve()
-            validate_name(dataset, "dataset id")
-            path = self.root / f"{dataset}.h5"
+            path = self.root / f"{validate_name(dataset, 'dataset id')}{SUFFIX}"
             if not path.is_file():
                 raise BadInputError(f"no window file with id {dataset!r} under {self.root}")
             return path.resolve()
@@ -59,7 +58,7 @@ class WindowStore:
         that cannot be read or does not name its market.
         """
         found: list[tuple[float, Path]] = []
-        for path in sorted(self.root.glob("*.h5")) if self.root.is_dir() else []:
+        for path in sorted(self.root.glob(f"*{SUFFIX}")) if self.root.is_dir() else []:
             attrs = read_attrs(path)
             if "symbol" not in attrs or "interval" not in attrs:
                 raise CorruptStoreError(

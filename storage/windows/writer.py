@@ -29,7 +29,7 @@ import numpy as np
 
 from storage.atomic import atomic_path
 from storage.errors import BadInputError
-from storage.windows.format import WINDOW_SOURCES, Layout, WindowArrays, encode_attr
+from storage.windows.format import SUFFIX, WINDOW_SOURCES, Layout, WindowArrays, encode_attr
 
 #: Target size of one HDF5 chunk and of one write block (bytes of the widest dataset).
 CHUNK_BYTES = 1 << 20
@@ -94,7 +94,7 @@ def write_window_file(
     if split.size and np.any(np.diff(split) < 0):
         raise BadInputError("splits must be chronological (train, then validation, then test)")
     path = Path(path)
-    with atomic_path(path, suffix=".h5") as tmp:
+    with atomic_path(path, suffix=SUFFIX) as tmp:
         with h5py.File(tmp, "w") as f:
             for key, value in attrs.items():
                 f.attrs[key] = encode_attr(value)
