@@ -69,9 +69,7 @@ def window_dataset_id(symbol: str, interval: str, spec: WindowSpec, candle_finge
 
 def summarize(path: Path, created: bool) -> dict[str, Any]:
     """Small summary of a window file: path, id, counts per split (never arrays)."""
-    ds = WindowFile(path)
-    try:
-        counts = {name: ds.split_size(name) for name in SPLIT_CODES}
+    with WindowFile(path) as ds:
         extra = ds.attrs.get("counts", {})
         return {
             "path": str(path),
@@ -79,12 +77,10 @@ def summarize(path: Path, created: bool) -> dict[str, Any]:
             "created": created,
             "protocol": ds.attrs.get("protocol"),
             "n_windows": ds.n_windows,
-            "windows": counts,
+            "windows": {name: ds.split_size(name) for name in SPLIT_CODES},
             "dropped_gaps": int(extra.get("dropped_gaps", 0)),
             "dropped_embargo": int(extra.get("dropped_embargo", 0)),
         }
-    finally:
-        ds.close()
 
 
 def write_windows(
