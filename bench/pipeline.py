@@ -57,7 +57,8 @@ def direct(url: str, data_dir: Path, s: dict) -> str:
     from tasks.report.files import write_report_task
     from tasks.report.render import render_report_task
     from tasks.training import available_cores, detect_gpus, plan_slots, run_worker
-    from tasks.windows import WindowSpec, cut_windows_task, window_dataset_id
+    from tasks.windows import WindowSpec
+    from tasks.windows.dataset import cut_windows_task, window_dataset_id
 
     layout = DataLayout.at(data_dir)
     store = CandleStore(layout.candles)

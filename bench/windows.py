@@ -181,7 +181,7 @@ def _h5py_alone(out: Path, limit: int | None, compress: bool) -> dict:
     import h5py
     import numpy as np
 
-    from storage.windows import create_chunked
+    from storage.windows.writer import create_chunked
     from tasks.windows import WindowSpec, plan_windows
 
     spec = WindowSpec(past=N, future=K, drop_gaps=False)

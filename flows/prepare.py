@@ -6,13 +6,9 @@ from prefect import flow, get_run_logger
 
 from storage.layout import DataLayout
 from storage.schema import Interval, validate_symbol
-from storage.windows import window_path
-from tasks.windows import (
-    WindowSpec,
-    candle_fingerprint_task,
-    cut_windows_task,
-    window_dataset_id,
-)
+from storage.windows.store import WindowStore
+from tasks.windows.dataset import candle_fingerprint_task, cut_windows_task, window_dataset_id
+from tasks.windows.spec import WindowSpec
 
 
 @flow(name="prepare", validate_parameters=True)
@@ -33,7 +29,8 @@ def prepare(
     """Cut the stored candles into windows; returns the path of ``windows/<dataset-id>.h5``.
 
     Parameters are validated before any work (``ValueError`` naming the parameter). Same
-    candles and spec: the file already there is returned untouched (and the task is cached).
+    candles and spec: the file already there is returned untouched (and the task is cached);
+    a file deleted behind Prefect's back refreshes the task's cache.
     """
     symbol = validate_symbol(symbol)
     interval = Interval.parse(interval).value
@@ -48,11 +45,11 @@ def prepare(
         layout=layout,
         drop_gaps=drop_gaps,
     )
-    root = str(DataLayout.at(data_dir).root)
+    dirs = DataLayout.at(data_dir)
+    root = str(dirs.root)
     fingerprint = candle_fingerprint_task(symbol, interval, root)
     ds_id = window_dataset_id(symbol, interval, spec, fingerprint)
-    exists = window_path(DataLayout.at(root).windows, ds_id).is_file()
-    cut = cut_windows_task.with_options(refresh_cache=not exists)
+    cut = cut_windows_task.with_options(refresh_cache=not WindowStore(dirs.windows).has(ds_id))
     summary = cut(symbol, interval, spec.to_dict(), ds_id, fingerprint, root)
     get_run_logger().info(
         "%s windows %s: %s (%s)",

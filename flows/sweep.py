@@ -25,12 +25,12 @@ from prefect.futures import wait
 from flows.train import (
     TerminalProgress,
     _ensure_gpu_limits,
-    dataset_summary,
     prepare_training,
     run_in_slot,
 )
 from storage.atomic import atomic_write_text
 from storage.runs import RunStore, new_run_id, validate_name
+from storage.windows.store import WindowStore
 from tasks.training import Slot, sweep_setting_name
 from tasks.zoo import Family, entry
 from tasks.zoo.recurrent import RegularizerKind, RegularizerTarget
@@ -133,7 +133,8 @@ def sweep(
     )
     store = RunStore(layout.runs)
     run_id = validate_name(run_id, "run id") if run_id else new_run_id()
-    store.write_run(run_id, {**(store.read_run(run_id) or {}), **dataset_summary(path),
+    store.write_run(run_id, {**(store.read_run(run_id) or {}),
+                             **WindowStore(layout.windows).summary(path),
                              "kind": "sweep", "dataset_path": str(path),
                              "models": [model], "epochs": epochs, "repeats": repeats})
     _ensure_gpu_limits(slots)

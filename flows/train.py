@@ -24,8 +24,8 @@ from prefect.futures import wait
 
 from storage.layout import DataLayout
 from storage.runs import RunStore, new_run_id, validate_name
-from storage.schema import Interval, validate_symbol
 from storage.version import DATA_FORMAT_VERSION
+from storage.windows.store import WindowStore
 from tasks.training import (
     Slot,
     TrainOptions,
@@ -37,69 +37,6 @@ from tasks.training import (
 from tasks.zoo import parse_models
 
 GPU_LIMIT_PREFIX = "cryptoflow-gpu-"
-
-
-# ---------------------------------------------------------------- dataset lookup
-
-
-def locate_dataset(
-    windows_root: Path, dataset: str | None, symbol: str | None, interval: str | None
-) -> Path:
-    """The window file: a path, an id under ``windows/``, else the newest for symbol/interval."""
-    if dataset:
-        candidate = Path(dataset)
-        if candidate.suffix == ".h5" or "/" in dataset or candidate.is_file():
-            if not candidate.is_file():
-                raise ValueError(f"window file not found: {candidate}")
-            return candidate.resolve()
-        validate_name(dataset, "dataset id")
-        path = windows_root / f"{dataset}.h5"
-        if not path.is_file():
-            raise ValueError(f"no window file with id {dataset!r} under {windows_root}")
-        return path.resolve()
-    if not symbol or not interval:
-        raise ValueError("give --dataset, or --symbol and --interval to use their newest windows")
-    symbol, interval = validate_symbol(symbol), Interval.parse(interval).value
-    return newest_window_file(windows_root, symbol, interval)
-
-
-def newest_window_file(windows_root: Path, symbol: str, interval: str) -> Path:
-    """The most recently written window file of (symbol, interval)."""
-    import h5py
-
-    found: list[tuple[float, Path]] = []
-    for path in sorted(windows_root.glob("*.h5")) if windows_root.is_dir() else []:
-        try:
-            with h5py.File(path, "r") as f:
-                attrs = {k: f.attrs.get(k) for k in ("symbol", "interval")}
-        except OSError:
-            continue
-        if _text(attrs["symbol"]) == symbol and _text(attrs["interval"]) == interval:
-            found.append((path.stat().st_mtime, path))
-    if not found:
-        raise ValueError(
-            f"no window file for {symbol} {interval} under {windows_root}; run `cryptoflow prepare`"
-        )
-    return max(found)[1].resolve()
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def dataset_summary(path: Path) -> dict[str, Any]:
-    """Protocol, market and window shape of a window file (from its attributes)."""
-    import h5py
-
-    keys = ("dataset_id", "protocol", "symbol", "interval", "past", "future")
-    with h5py.File(path, "r") as f:
-        found = {k: f.attrs[k] for k in keys if k in f.attrs}
-    out: dict[str, Any] = {k: _text(v) for k, v in found.items()}
-    for k in ("past", "future"):
-        if k in out:
-            out[k] = int(out[k])
-    out.setdefault("dataset_id", path.stem)
-    return out
 
 
 # ---------------------------------------------------------------- progress
@@ -255,7 +192,7 @@ def prepare_training(
     names = parse_models(models if isinstance(models, str) else ",".join(models))
     TrainOptions(epochs=epochs, batch_size=batch_size)
     layout = DataLayout.at(data_dir)
-    path = locate_dataset(layout.windows, dataset, symbol, interval)
+    path = WindowStore(layout.windows).locate(dataset, symbol, interval)
     slots = plan_slots(devices, parallel, available_cores(), detect_gpus())
     return names, path, slots, layout
 
@@ -309,7 +246,7 @@ def train(
     info = store.read_run(run_id) or {}
     store.write_run(run_id, {
         **info,
-        **dataset_summary(path),
+        **WindowStore(layout.windows).summary(path),
         "dataset_path": str(path),
         "models": sorted(set(info.get("models", [])) | set(names)),
         "epochs": epochs,

@@ -13,8 +13,8 @@ import pytest
 from test_training_windows import write_real_windows
 
 from cryptoflow.cli import main as cli
-from flows.train import locate_dataset
 from storage.runs import RunStore
+from storage.windows.store import WindowStore
 from tasks.training import Slot, plan_slots
 
 MODELS = ["cnn2_relu", "gru_tanh_relu"]
@@ -75,7 +75,7 @@ def test_gpu_slot_holds_the_prefect_concurrency_limit(prefect_api, tmp_path, win
     assert limit.limit == 1 and limit.active_slots == 0
 
 
-def test_locate_dataset_by_path_id_or_newest(tmp_path, windows):
+def test_window_store_locates_by_path_id_or_newest(tmp_path, windows):
     root = tmp_path / "windows"
     root.mkdir()
     for name, symbol, mtime in [("aa11", "BTC_USDT", 100), ("bb22", "BTC_USDT", 200),
@@ -83,15 +83,16 @@ def test_locate_dataset_by_path_id_or_newest(tmp_path, windows):
         with h5py.File(root / f"{name}.h5", "w") as f:
             f.attrs["symbol"], f.attrs["interval"] = symbol, "MINUTE_5"
         os.utime(root / f"{name}.h5", (mtime, mtime))
-    assert locate_dataset(root, None, "btc_usdt", "minute_5").name == "bb22.h5"
-    assert locate_dataset(root, "aa11", None, None).name == "aa11.h5"
-    assert locate_dataset(root, str(windows), None, None) == windows.resolve()
+    store = WindowStore(root)
+    assert store.locate(None, "btc_usdt", "minute_5").name == "bb22.h5"
+    assert store.locate("aa11", None, None).name == "aa11.h5"
+    assert store.locate(str(windows), None, None) == windows.resolve()
     with pytest.raises(ValueError, match="no window file with id"):
-        locate_dataset(root, "dd44", None, None)
+        store.locate("dd44", None, None)
     with pytest.raises(ValueError, match="invalid dataset id"):
-        locate_dataset(root, "..", None, None)
+        store.locate("..", None, None)
     with pytest.raises(ValueError, match="no window file for BTC_USDT HOUR_1"):
-        locate_dataset(root, None, "BTC_USDT", "HOUR_1")
+        store.locate(None, "BTC_USDT", "HOUR_1")
 
 
 @pytest.mark.parametrize(

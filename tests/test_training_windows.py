@@ -52,8 +52,9 @@ def write_real_windows(
     protocol: str = "honest",
 ) -> Path:
     """Cut real candles into a window file at ``path`` (returns it)."""
-    from storage.windows import write_window_file
-    from tasks.windows import WindowSpec, plan_windows
+    from storage.windows.writer import write_window_file
+    from tasks.windows.plan import plan_windows
+    from tasks.windows.spec import WindowSpec
 
     spec = WindowSpec(protocol=protocol, past=past, future=future, stride=stride,
                       features=features)
@@ -78,7 +79,7 @@ def write_real_windows(
 
 
 def test_real_windows_follow_the_contract(tmp_path):
-    from tasks.windows import open_dataset
+    from tasks.windows.reader import open_dataset
 
     path = write_real_windows(tmp_path / "abc123.h5")
     with open_dataset(path) as ds:

@@ -12,16 +12,17 @@ import pandas as pd
 import pytest
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
+from storage.errors import BadInputError, CorruptStoreError
 from storage.schema import to_ms
-from storage.windows import WindowArrays, write_window_file
+from storage.windows.format import WindowArrays
+from storage.windows.store import WindowStore
+from storage.windows.writer import write_window_file
 from tasks.scaling import Scaler
-from tasks.windows import (
-    WindowSpec,
-    make_windows,
-    open_dataset,
-    plan_windows,
-    write_windows,
-)
+from tasks.windows.cut import make_windows, seed_window_starts
+from tasks.windows.dataset import write_windows
+from tasks.windows.plan import plan_windows
+from tasks.windows.reader import open_dataset
+from tasks.windows.spec import WindowSpec
 from tests.realdata import (
     POLONIEX_5M,
     POLONIEX_30M,
@@ -161,8 +162,6 @@ def test_seed_matches_tutorial_around_multiples_of_window(tmp_path, offset, mult
 
 
 def test_seed_edge_rule_counts():
-    from tasks.windows import seed_window_starts
-
     for n in range(10, 60):
         ours = seed_window_starts(n, 7, 3, sliding=False)
         theirs = PastSampler(7, 3, sliding_window=False).transform(np.arange(n)[:, None, None])[0]
@@ -362,23 +361,6 @@ def test_seed_compact_layout_matches_full(tmp_path):
         assert x.dtype == y.dtype and x.shape == y.shape and np.array_equal(x, y), name
 
 
-@pytest.mark.slow  # imports Keras/TensorFlow
-def test_window_sequence_streams_one_split(honest_file):
-    from tasks.windows import WindowSequence
-
-    ds = open_dataset(honest_file)
-    x_all, y_all = ds.split_arrays("validation")
-    seq = WindowSequence(str(honest_file), "validation", batch_size=100, in_memory_bytes=0)
-    assert seq._cache is None  # streamed from the file, batch by batch
-    xs, ys = zip(*(seq[i] for i in range(len(seq))), strict=True)
-    assert np.array_equal(np.concatenate(xs), x_all) and np.array_equal(np.concatenate(ys), y_all)
-    tseq = WindowSequence(str(honest_file), "train", batch_size=64, shuffle=True, target_only=True)
-    x0, y0 = tseq[0]
-    assert y0.shape == (x0.shape[0], 8)
-    seen = sum(tseq[i][0].shape[0] for i in range(len(tseq)))
-    assert seen == ds.split_size("train")
-
-
 def test_dataset_id_follows_candles_and_spec(tmp_path):
     candles = poloniex_candles(poloniex_raw(POLONIEX_5M), 300_000)
     spec = WindowSpec(past=16, future=4)
@@ -434,7 +416,7 @@ def test_scaler_json_round_trip_and_inverse():
     ],
 )
 def test_spec_rejects_bad_parameters(kwargs, param):
-    with pytest.raises(ValueError, match=param):
+    with pytest.raises(BadInputError, match=param):
         WindowSpec(**kwargs)
 
 
@@ -508,3 +490,32 @@ def test_uncompressed_write_holds_the_same_windows(tmp_path):
         assert z["inputs"].compression == "gzip" and u["inputs"].compression is None
         for name in TUTORIAL_NAMES:
             assert np.array_equal(z[name][...], u[name][...]), name
+
+
+def test_window_store_names_the_kind_of_failure(tmp_path, honest_file):
+    store = WindowStore(tmp_path)
+    with pytest.raises(BadInputError, match="no window file with id"):
+        store.locate("ab12", None, None)
+    with pytest.raises(BadInputError, match="window file not found"):
+        store.locate(str(tmp_path / "gone.h5"), None, None)
+    with pytest.raises(BadInputError, match="no window file for BTC_USDT MINUTE_5"):
+        store.newest("BTC_USDT", "MINUTE_5")
+    summary = store.summary(honest_file)
+    assert summary["dataset_id"] == honest_file.stem and summary["protocol"] == "honest"
+    assert (summary["past"], summary["future"]) == (32, 8)
+    (tmp_path / "ab12.h5").write_bytes(b"not an HDF5 file")
+    for call in (
+        lambda: store.newest("BTC_USDT", "MINUTE_5"),
+        lambda: store.summary(tmp_path / "ab12.h5"),
+        lambda: open_dataset(tmp_path / "ab12.h5"),
+    ):
+        with pytest.raises(CorruptStoreError, match="ab12.h5: cannot be read") as err:
+            call()
+        assert err.value.rebuild.startswith("cryptoflow prepare --symbol")
+    with h5py.File(tmp_path / "ab12.h5", "w") as f:
+        f.attrs["symbol"], f.attrs["interval"] = "BTC_USDT", "MINUTE_5"
+    with pytest.raises(CorruptStoreError, match="past") as err:
+        open_dataset(tmp_path / "ab12.h5")
+    assert err.value.rebuild == "cryptoflow prepare --symbol BTC_USDT --interval MINUTE_5"
+    with pytest.raises(BadInputError, match="invalid dataset id"):
+        store.path("../x")

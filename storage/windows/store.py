@@ -1,0 +1,94 @@
+"""The window store: the ``windows/`` folder, one ``<dataset-id>.h5`` per (candles, spec)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from storage.errors import BadInputError, CorruptStoreError
+from storage.runs import validate_name
+from storage.schema import Interval, validate_symbol
+from storage.windows.format import SUFFIX, rebuild_command, window_path
+from storage.windows.reader import read_attrs
+
+#: Attributes a summary carries (text, except the window shape).
+SUMMARY_ATTRS = ("dataset_id", "protocol", "symbol", "interval", "past", "future")
+
+
+class WindowStore:
+    """Finds, names and summarises the window files under ``root`` (``DataLayout.windows``)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def path(self, ds_id: str) -> Path:
+        """``root/<dataset-id>.h5`` (``BadInputError`` for an id that is not plain hex)."""
+        return window_path(self.root, ds_id)
+
+    def has(self, ds_id: str) -> bool:
+        """Whether the window file of ``ds_id`` is there."""
+        return self.path(ds_id).is_file()
+
+    def locate(self, dataset: str | None, symbol: str | None, interval: str | None) -> Path:
+        """The window file: a path, an id under ``windows/``, else the newest for symbol/interval.
+
+        ``BadInputError`` for a named file or id that is not there, or neither given.
+        """
+        if dataset:
+            candidate = Path(dataset)
+            if candidate.suffix == SUFFIX or "/" in dataset or candidate.is_file():
+                if not candidate.is_file():
+                    raise BadInputError(f"window file not found: {candidate}")
+                return candidate.resolve()
+            path = self.root / f"{validate_name(dataset, 'dataset id')}{SUFFIX}"
+            if not path.is_file():
+                raise BadInputError(f"no window file with id {dataset!r} under {self.root}")
+            return path.resolve()
+        if not symbol or not interval:
+            raise BadInputError(
+                "give --dataset, or --symbol and --interval to use their newest windows"
+            )
+        return self.newest(validate_symbol(symbol), Interval.parse(interval).value)
+
+    def newest(self, symbol: str, interval: str) -> Path:
+        """The most recently written window file of (symbol, interval).
+
+        ``BadInputError`` when there is none; ``CorruptStoreError`` for a file under ``root``
+        that cannot be read or does not name its market.
+        """
+        found: list[tuple[float, Path]] = []
+        for path in sorted(self.root.glob(f"*{SUFFIX}")) if self.root.is_dir() else []:
+            attrs = read_attrs(path)
+            if "symbol" not in attrs or "interval" not in attrs:
+                raise CorruptStoreError(
+                    path,
+                    "not a window file: no symbol/interval attributes",
+                    rebuild=rebuild_command(symbol, interval),
+                )
+            if str(attrs["symbol"]) == symbol and str(attrs["interval"]) == interval:
+                found.append((path.stat().st_mtime, path))
+        if not found:
+            raise BadInputError(
+                f"no window file for {symbol} {interval} under {self.root}; "
+                "run `cryptoflow prepare`"
+            )
+        return max(found)[1].resolve()
+
+    def summary(self, path: str | os.PathLike[str]) -> dict[str, Any]:
+        """Protocol, market and window shape of a window file (from its attributes)."""
+        path = Path(path)
+        attrs = read_attrs(path)
+        out: dict[str, Any] = {k: str(attrs[k]) for k in SUMMARY_ATTRS if k in attrs}
+        try:
+            for k in ("past", "future"):
+                if k in out:
+                    out[k] = int(out[k])
+        except ValueError as exc:
+            raise CorruptStoreError(
+                path,
+                f"bad window shape attribute ({exc})",
+                rebuild=rebuild_command(attrs.get("symbol"), attrs.get("interval")),
+            ) from None
+        out.setdefault("dataset_id", path.stem)
+        return out
