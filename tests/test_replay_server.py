@@ -18,8 +18,8 @@ from cryptoflow.replay import ReplayServer
 from cryptoflow.replay.clock import parse_now
 from cryptoflow.replay.faults import Fault, parse_faults
 from storage.candles import CandleStore
-from storage.errors import BadInputError
-from storage.recorded import load_recorded
+from storage.errors import BadInputError, CorruptStoreError
+from storage.recorded import load_recorded, load_recorded_files
 from storage.schema import CANDLE_COLUMNS, to_ms
 from tests.conftest import REPO_ROOT, shared_file
 from tests.realdata import (
@@ -103,6 +103,29 @@ def test_parquet_store_folder_round_trips(tmp_path, legacy):
         back = load_recorded(root)
         pd.testing.assert_frame_equal(back, legacy.iloc[:3000].reset_index(drop=True))
         assert back.attrs["interval"] == "MINUTE_5"
+
+
+def test_several_files_load_as_one_series(tmp_path, legacy):
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    lines = shared_file(POLONIEX_5M).read_text().splitlines()
+    first.write_text("\n".join(lines[:3001]) + "\n")  # header + candles 0..2999
+    second.write_text("\n".join([lines[0], *lines[2001:]]) + "\n")  # 2000.. overlapping
+    both = load_recorded_files([second, first])
+    pd.testing.assert_frame_equal(both, legacy)
+    assert both.attrs["interval"] == "MINUTE_5"
+    hourly = shared_file("poloniex-USDT_BTC-2h-2015-06-30--2021-08-14.csv")
+    with pytest.raises(BadInputError, match="different intervals"):
+        load_recorded_files([first, hourly])
+
+
+def test_unreadable_store_partition_is_a_corrupt_store(tmp_path, legacy):
+    store = CandleStore(tmp_path / "candles")
+    store.append("BTC_USDT", "MINUTE_5", legacy.iloc[:100])
+    part = store.partitions("BTC_USDT", "MINUTE_5")[0]
+    part.write_bytes(b"not parquet")
+    with pytest.raises(CorruptStoreError, match="unreadable candle partition") as info:
+        load_recorded(tmp_path)
+    assert info.value.path == str(part)
 
 
 def test_unknown_format_is_rejected_clearly():
