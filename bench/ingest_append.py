@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from storage.atomic import atomic_path  # noqa: E402
 from storage.candles import ARROW_SCHEMA, COMPRESSION, CandleStore  # noqa: E402
-from storage.schema import Interval, cast_candles  # noqa: E402
+from storage.recorded import load_recorded_files  # noqa: E402
+from storage.schema import Interval  # noqa: E402
 
 SYMBOL = "BTC_USD"
 M1 = Interval.MINUTE_1
@@ -37,30 +38,11 @@ SMALL = 10_000
 
 def load_bitfinex_1m(data_dir: Path) -> pd.DataFrame:
     """The three Bitfinex 1-minute files (1,165,149 rows) in the candle schema."""
-    frames = []
-    for year in (2015, 2016, 2017):
-        path = data_dir / f"bitfinex-BTCUSD-1m-{year}.csv.gz"
+    paths = [data_dir / f"bitfinex-BTCUSD-1m-{year}.csv.gz" for year in (2015, 2016, 2017)]
+    for path in paths:
         if not path.exists():
             raise SystemExit(f"missing {path}: set --data or CRYPTO_SHARED_DATA")
-        frames.append(
-            pd.read_csv(path, header=None, names=["mts", "open", "close", "high", "low", "volume"])
-        )
-    raw = pd.concat(frames, ignore_index=True)
-    return cast_candles(
-        pd.DataFrame(
-            {
-                "open_time": raw["mts"],
-                "open": raw["open"],
-                "high": raw["high"],
-                "low": raw["low"],
-                "close": raw["close"],
-                "volume_base": raw["volume"],
-                "volume_quote": raw["volume"] * raw["close"],
-                "trade_count": 0,
-                "close_time": raw["mts"] + M1.ms - 1,  # the store's rule: open + interval - 1 ms
-            }
-        )
-    )
+    return load_recorded_files(paths, interval=M1)
 
 
 def timed(fn: Callable[[], object], reset: Callable[[], None], reps: int) -> list[float]:

@@ -114,8 +114,9 @@ def main() -> int:
     import pandas as pd
     from prefect.testing.utilities import prefect_test_harness
 
-    from cryptoflow.replay import ReplayServer, load_recorded
+    from cryptoflow.replay import ReplayServer
     from flows.pipeline import pipeline
+    from storage.recorded import load_recorded
 
     s = settings(args)
     now_ms = int(pd.Timestamp(START).value // 1_000_000 + args.days * 86_400_000)

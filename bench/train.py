@@ -32,7 +32,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -45,19 +44,12 @@ BITFINEX_5M = SHARED / "bitfinex-BTCUSD-5m-2015--2017.csv.gz"
 
 def tutorial_windows(path: Path) -> Path:
     """The tutorial's window set (seed protocol, N=256, K=16, close) at ``path``."""
-    from storage.schema import cast_candles
+    from storage.recorded import load_recorded
     from storage.version import DATA_FORMAT_VERSION
     from storage.windows import write_window_file
     from tasks.windows import WindowSpec, plan_windows
 
-    raw = pd.read_csv(BITFINEX_5M)
-    ms = raw["timestamp"].astype("int64") * 1000
-    candles = cast_candles(pd.DataFrame({
-        "open_time": ms, "open": raw["open"], "high": raw["high"], "low": raw["low"],
-        "close": raw["close"], "volume_base": raw["volume"],
-        "volume_quote": raw["volume"] * raw["close"], "trade_count": 0,
-        "close_time": ms + 299_999,
-    }))
+    candles = load_recorded(BITFINEX_5M)
     spec = WindowSpec(protocol="seed", past=256, future=16)
     plan = plan_windows(candles, "MINUTE_5", spec)
     attrs = {"past": 256, "future": 16, "stride": spec.stride, "features": '["close"]',

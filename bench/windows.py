@@ -45,43 +45,19 @@ N, K = 256, 16
 
 
 def load_5m(limit: int | None):
-    import pandas as pd
+    """The Bitfinex 5-minute candles (the first ``limit`` when given), via the project's reader."""
+    from storage.recorded import load_recorded
 
-    raw = pd.read_csv(FILE_5M, nrows=limit)
-    return raw, to_candles(raw["timestamp"].astype("int64") * 1000, raw, 300_000)
+    candles = load_recorded(FILE_5M)
+    return candles.iloc[:limit].reset_index(drop=True) if limit else candles
 
 
 def load_1m(limit: int | None):
-    import pandas as pd
+    """The three yearly Bitfinex 1-minute files as one series (the first ``limit``)."""
+    from storage.recorded import load_recorded_files
 
-    names = ["mts", "open", "close", "high", "low", "volume"]
-    raw = pd.concat([pd.read_csv(p, header=None, names=names) for p in FILES_1M], ignore_index=True)
-    raw = raw.sort_values("mts").drop_duplicates("mts").reset_index(drop=True)
-    if limit:
-        raw = raw.iloc[:limit].reset_index(drop=True)
-    return raw, to_candles(raw["mts"].astype("int64"), raw, 60_000)
-
-
-def to_candles(ms, raw, interval_ms):
-    import pandas as pd
-
-    from storage.schema import cast_candles
-
-    return cast_candles(
-        pd.DataFrame(
-            {
-                "open_time": ms,
-                "open": raw["open"],
-                "high": raw["high"],
-                "low": raw["low"],
-                "close": raw["close"],
-                "volume_base": raw["volume"],
-                "volume_quote": raw["volume"] * raw["close"],
-                "trade_count": 0,
-                "close_time": ms + interval_ms - 1,
-            }
-        )
-    )
+    candles = load_recorded_files(FILES_1M)
+    return candles.iloc[:limit].reset_index(drop=True) if limit else candles
 
 
 # --- cases (each runs in a child process) ---------------------------------------------------------
@@ -109,8 +85,12 @@ def case_tutorial(out: Path, limit: int | None) -> dict:
             ci = self.N * A.shape[1]
             return B[:, :ci], B[:, ci:]
 
-    raw, _ = load_5m(limit)
-    df = raw.rename(columns={"close": "Close", "timestamp": "Timestamp"})
+    import pandas as pd
+
+    from storage.schema import to_ms
+
+    candles = load_5m(limit)  # the tutorial's frame: its column names, unix-second timestamps
+    df = pd.DataFrame({"Timestamp": to_ms(candles["open_time"]) // 1000, "Close": candles["close"]})
     t0 = time.perf_counter()
     columns = ["Close"]
     time_stamps = df["Timestamp"]
@@ -153,27 +133,27 @@ def _ours(out: Path, candles, interval: str, compress: bool = True, **spec) -> d
 
 
 def case_seed(out: Path, limit: int | None) -> dict:
-    return _ours(out, load_5m(limit)[1], "MINUTE_5", protocol="seed", stride=1)
+    return _ours(out, load_5m(limit), "MINUTE_5", protocol="seed", stride=1)
 
 
 def case_honest(out: Path, limit: int | None) -> dict:
-    return _ours(out, load_5m(limit)[1], "MINUTE_5", drop_gaps=False)
+    return _ours(out, load_5m(limit), "MINUTE_5", drop_gaps=False)
 
 
 def case_honest_gaps(out: Path, limit: int | None) -> dict:
-    return _ours(out, load_5m(limit)[1], "MINUTE_5")
+    return _ours(out, load_5m(limit), "MINUTE_5")
 
 
 def case_honest_1m(out: Path, limit: int | None) -> dict:
-    return _ours(out, load_1m(limit)[1], "MINUTE_1", drop_gaps=False)
+    return _ours(out, load_1m(limit), "MINUTE_1", drop_gaps=False)
 
 
 def case_uncompressed_1m(out: Path, limit: int | None) -> dict:
-    return _ours(out, load_1m(limit)[1], "MINUTE_1", drop_gaps=False, compress=False)
+    return _ours(out, load_1m(limit), "MINUTE_1", drop_gaps=False, compress=False)
 
 
 def case_compact_1m(out: Path, limit: int | None) -> dict:
-    return _ours(out, load_1m(limit)[1], "MINUTE_1", layout="compact", drop_gaps=False)
+    return _ours(out, load_1m(limit), "MINUTE_1", layout="compact", drop_gaps=False)
 
 
 def _h5py_alone(out: Path, limit: int | None, compress: bool) -> dict:
@@ -185,7 +165,7 @@ def _h5py_alone(out: Path, limit: int | None, compress: bool) -> dict:
     from tasks.windows import WindowSpec, plan_windows
 
     spec = WindowSpec(past=N, future=K, drop_gaps=False)
-    plan = plan_windows(load_1m(limit)[1], "MINUTE_1", spec)
+    plan = plan_windows(load_1m(limit), "MINUTE_1", spec)
     a = plan.arrays
     plan_ds = [
         ("inputs", a.scaled, 0, N),

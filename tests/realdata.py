@@ -1,7 +1,11 @@
-"""The recorded market data as typed candles, read independently of the code under test.
+"""The recorded files' names, and an independent oracle reader of them for tests.
 
-Tests compare what the project stores, windows or serves with these frames, so they are read
-here with plain pandas rather than through ``cryptoflow.replay.load_recorded``.
+The oracle reads the files with plain pandas, not through ``storage.recorded.load_recorded``, so
+that a test checking the reader itself, or the replay's output, against the source file does not
+check the code under test against itself. Use it only there; everywhere else read recorded
+files with ``storage.recorded.load_recorded`` (the one reader the project, the replay and the
+benchmarks use). The oracle follows the same documented conventions (legacy ``volume`` is the
+quote currency, Bitfinex ``volume_quote = volume * (high + low + close) / 3``), written out anew.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from tests.conftest import shared_file
 POLONIEX_5M = "poloniex-USDT_BTC-5m-2017-07-14--2017-08-09.csv"
 POLONIEX_30M = "poloniex-USDT_BTC-30m-2015-02-19--2017-07-13.csv"
 BITFINEX_5M = "bitfinex-BTCUSD-5m-2015--2017.csv.gz"
+BITFINEX_1M_2015 = "bitfinex-BTCUSD-1m-2015.csv.gz"
 
 
 def poloniex_raw(name: str = POLONIEX_5M) -> pd.DataFrame:
@@ -43,6 +48,6 @@ def bitfinex_5m_candles() -> pd.DataFrame:
     return cast_candles(pd.DataFrame({
         "open_time": ms, "open": raw["open"], "high": raw["high"], "low": raw["low"],
         "close": raw["close"], "volume_base": raw["volume"],
-        "volume_quote": raw["volume"] * raw["close"], "trade_count": 0,
-        "close_time": ms + 300_000 - 1,
+        "volume_quote": raw["volume"] * ((raw["high"] + raw["low"] + raw["close"]) / 3.0),
+        "trade_count": 0, "close_time": ms + 300_000 - 1,
     }))

@@ -1,6 +1,7 @@
 """Real servers started by the tests on 127.0.0.1: a Prefect server, a replay server, workers.
 
-Each is a subprocess in its own process group, stopped (and its children with it) on exit.
+Each is a subprocess in its own process group, stopped (and its children with it) on exit;
+:func:`replay_fixtures` makes the fixtures of an in-process replay over the recorded candles.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -119,3 +121,29 @@ def replay_process(data: Path, env: dict[str, str], log: Path, *extra: str) -> I
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/timestamp", timeout=60, proc=proc)
         yield url
+
+
+def replay_fixtures(rows: int, *, retry_after: float, slow_seconds: float):
+    """Two pytest fixtures, ``legacy, server = replay_fixtures(...)`` in a test module.
+
+    ``legacy``: the recorded Poloniex 5-minute candles, read once per module with the project's
+    reader. ``server``: a :class:`~cryptoflow.replay.ReplayServer` thread over the first ``rows``
+    of them, with fault delays (``retry_after``, ``slow_seconds``) short enough for tests.
+    """
+    from cryptoflow.replay import ReplayServer
+    from storage.recorded import load_recorded
+    from tests.conftest import shared_file
+    from tests.realdata import POLONIEX_5M
+
+    @pytest.fixture(scope="module", name="legacy")
+    def legacy_fixture():
+        return load_recorded(shared_file(POLONIEX_5M))
+
+    @pytest.fixture(name="server")
+    def server_fixture(legacy):
+        with ReplayServer(
+            legacy.iloc[:rows], retry_after=retry_after, slow_seconds=slow_seconds
+        ) as srv:
+            yield srv
+
+    return legacy_fixture, server_fixture

@@ -15,9 +15,10 @@ import pytest
 
 import storage.candles as candles_mod
 from storage.candles import CandleStore, StoreLockedError
+from storage.recorded import load_recorded
 from storage.schema import CANDLE_COLUMNS, CANDLE_DTYPES, Interval, cast_candles
 from tests.conftest import REPO_ROOT, shared_file
-from tests.realdata import poloniex_5m
+from tests.realdata import BITFINEX_1M_2015, POLONIEX_5M
 
 SYM = "BTC_USDT"
 M5 = Interval.MINUTE_5
@@ -59,7 +60,7 @@ def store(tmp_path: Path) -> CandleStore:
 
 
 def test_round_trip_real_poloniex_is_exact_and_typed(store: CandleStore) -> None:
-    src = poloniex_5m()
+    src = load_recorded(shared_file(POLONIEX_5M))
     result = store.append(SYM, "MINUTE_5", src)
     assert result.added == len(src) == 7673
     assert result.first_new == src["open_time"].iloc[0]
@@ -78,7 +79,7 @@ def test_round_trip_real_poloniex_is_exact_and_typed(store: CandleStore) -> None
 
 
 def test_partition_layout_on_disk(store: CandleStore) -> None:
-    src = poloniex_5m()
+    src = load_recorded(shared_file(POLONIEX_5M))
     store.append(SYM, M5, src)
     series = "exchange=poloniex/symbol=BTC_USDT/interval=MINUTE_5"
     assert files_under(store.root) == {
@@ -95,7 +96,7 @@ def test_partition_layout_on_disk(store: CandleStore) -> None:
 
 
 def test_load_range_reads_only_months_in_range(store: CandleStore) -> None:
-    src = poloniex_5m()
+    src = load_recorded(shared_file(POLONIEX_5M))
     store.append(SYM, M5, src)
     start, end = "2017-07-20 00:00", pd.Timestamp("2017-07-21 12:00", tz="UTC")
     expected = src[(src.open_time >= pd.Timestamp(start, tz="UTC")) & (src.open_time <= end)]
@@ -114,7 +115,7 @@ def test_load_range_reads_only_months_in_range(store: CandleStore) -> None:
 
 
 def test_overlapping_pages_add_only_new_rows(store: CandleStore) -> None:
-    src = poloniex_5m()
+    src = load_recorded(shared_file(POLONIEX_5M))
     total = 0
     for lo in range(0, len(src), 400):  # 500-candle pages overlapping by 100
         page = src.iloc[lo : lo + 500]
@@ -130,7 +131,7 @@ def test_overlapping_pages_add_only_new_rows(store: CandleStore) -> None:
 
 
 def test_only_touched_months_are_rewritten(store: CandleStore) -> None:
-    src = poloniex_5m()
+    src = load_recorded(shared_file(POLONIEX_5M))
     aug_start = int(np.searchsorted(src.open_time, pd.Timestamp("2017-08-01", tz="UTC")))
     store.append(SYM, M5, src.iloc[: aug_start + 100])
     july, aug = store.partitions(SYM, M5)
@@ -150,7 +151,7 @@ def test_only_touched_months_are_rewritten(store: CandleStore) -> None:
 
 
 def test_backfill_before_and_inside_stored_range_keeps_order(store: CandleStore) -> None:
-    src = poloniex_5m()
+    src = load_recorded(shared_file(POLONIEX_5M))
     store.append(SYM, M5, src.iloc[3000:4000])
     store.append(SYM, M5, src.iloc[:500])
     store.append(SYM, M5, pd.concat([src.iloc[500:3000], src.iloc[3500:3600]]))  # unsorted ok
@@ -292,32 +293,9 @@ def test_gaps_exact_on_crafted_holes(store: CandleStore) -> None:
     assert store.gaps(SYM, M5)["missing"].tolist() == [1, 2]
 
 
-def bitfinex_1m(year: int) -> pd.DataFrame:
-    raw = pd.read_csv(
-        shared_file(f"bitfinex-BTCUSD-1m-{year}.csv.gz"),
-        header=None,
-        names=["mts", "open", "close", "high", "low", "volume"],
-    )
-    return cast_candles(
-        pd.DataFrame(
-            {
-                "open_time": raw["mts"],
-                "open": raw["open"],
-                "high": raw["high"],
-                "low": raw["low"],
-                "close": raw["close"],
-                "volume_base": raw["volume"],
-                "volume_quote": raw["volume"] * raw["close"],
-                "trade_count": 0,
-                "close_time": raw["mts"] + 60_000 - 1,
-            }
-        )
-    )
-
-
 @pytest.mark.slow
 def test_gaps_exact_on_real_bitfinex_1m(store: CandleStore) -> None:
-    src = bitfinex_1m(2015)
+    src = load_recorded(shared_file(BITFINEX_1M_2015))
     r = store.append(SYM, Interval.MINUTE_1, src)
     assert r.added == len(src) and len(r.months_written) == 12
     gaps = store.gaps(SYM, Interval.MINUTE_1)
@@ -339,7 +317,7 @@ def test_gaps_exact_on_real_bitfinex_1m(store: CandleStore) -> None:
 
 
 def test_fingerprint_changes_with_content_and_is_stable_otherwise(store: CandleStore) -> None:
-    src = poloniex_5m()
+    src = load_recorded(shared_file(POLONIEX_5M))
     store.append(SYM, M5, src.iloc[:3000])
     fp1 = store.fingerprint(SYM, M5)
     assert CandleStore(store.root).fingerprint(SYM, M5) == fp1  # fresh instance, same files
@@ -365,7 +343,7 @@ def test_fingerprint_changes_with_content_and_is_stable_otherwise(store: CandleS
 def test_failure_inside_second_month_write_keeps_first_month(
     store: CandleStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    src = poloniex_5m()
+    src = load_recorded(shared_file(POLONIEX_5M))
     aug_start = int(np.searchsorted(src.open_time, pd.Timestamp("2017-08-01", tz="UTC")))
     store.append(SYM, M5, src.iloc[:1000])
     real_write = candles_mod._write_table
@@ -409,7 +387,7 @@ def test_stale_temp_files_are_never_read_and_cleaned_on_append(store: CandleStor
 
 
 def test_last_open_time_reads_only_newest_partition(store: CandleStore) -> None:
-    src = poloniex_5m()
+    src = load_recorded(shared_file(POLONIEX_5M))
     store.append(SYM, M5, src)
     july, aug = store.partitions(SYM, M5)
     july.write_bytes(b"garbage")  # July unreadable: not needed
@@ -435,7 +413,7 @@ _APPENDER = textwrap.dedent(
 
 @pytest.mark.slow
 def test_kill_9_during_appends_leaves_a_loadable_prefix(store: CandleStore, tmp_path: Path) -> None:
-    src = poloniex_5m()
+    src = load_recorded(shared_file(POLONIEX_5M))
     aug = int(np.searchsorted(src.open_time, pd.Timestamp("2017-08-01", tz="UTC")))
     src = src.iloc[aug - 2000 : aug + 1000].reset_index(drop=True)
     feed = tmp_path / "feed.parquet"

@@ -248,7 +248,7 @@ def test_retry_after_failed_fetches_resumes_without_refetching(stack):
     """Every request fails for a while: ingest exhausts its retries and the run Fails. The
     server heals; retrying the failed run (what the UI's Retry button does) completes it, the
     store equals the source, and no page that was already stored is fetched again."""
-    from cryptoflow.replay import load_recorded
+    from storage.recorded import load_recorded
     from storage.schema import to_ms
 
     api, replay, data = stack["api"], stack["replay"], stack["data"]

@@ -14,10 +14,11 @@ import pandas as pd
 import pytest
 
 from cryptoflow.cli import main as cli_main
-from cryptoflow.replay import ReplayServer, load_recorded
+from cryptoflow.replay import ReplayServer
 from flows.ingest import EVENT_APPENDED, IngestError, ingest
 from storage.candles import CandleStore
 from storage.layout import DataLayout
+from storage.recorded import load_recorded
 from storage.schema import to_ms
 from tests.conftest import shared_file
 

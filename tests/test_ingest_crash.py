@@ -15,9 +15,10 @@ import time
 import pandas as pd
 import pytest
 
-from cryptoflow.replay import ReplayServer, load_recorded
+from cryptoflow.replay import ReplayServer
 from storage.candles import CandleStore
 from storage.layout import DataLayout
+from storage.recorded import load_recorded
 from tests.conftest import REPO_ROOT, shared_file
 
 LEGACY_5M = "poloniex-USDT_BTC-5m-2017-07-14--2017-08-09.csv"

@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cryptoflow.replay import ReplayServer, load_recorded
 from storage.schema import CANDLE_DTYPES, to_ms
 from tasks.poloniex import (
     MAX_LIMIT,
@@ -26,9 +25,9 @@ from tasks.poloniex import (
     plan_batches,
 )
 from tests.conftest import shared_file
+from tests.servers import replay_fixtures
 
 SAMPLES = "poloniex-api-samples"
-LEGACY_5M = "poloniex-USDT_BTC-5m-2017-07-14--2017-08-09.csv"
 FIVE_MIN = 300_000
 
 
@@ -197,15 +196,7 @@ def test_batches_are_whole_months_and_pages_never_cross_a_month():
 # ----------------------------------------------------------------------------- over HTTP
 
 
-@pytest.fixture(scope="module")
-def legacy() -> pd.DataFrame:
-    return load_recorded(shared_file(LEGACY_5M))
-
-
-@pytest.fixture
-def server(legacy):
-    with ReplayServer(legacy.iloc[:2000], retry_after=0.3, slow_seconds=1.0) as srv:
-        yield srv
+legacy, server = replay_fixtures(2000, retry_after=0.3, slow_seconds=1.0)
 
 
 def test_fetch_candles_returns_the_exact_recording(server, legacy):

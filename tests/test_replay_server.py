@@ -14,25 +14,28 @@ import httpx
 import pandas as pd
 import pytest
 
-from cryptoflow.replay import Fault, ReplayServer, load_recorded, parse_faults, parse_now
+from cryptoflow.replay import ReplayServer
+from cryptoflow.replay.clock import parse_now
+from cryptoflow.replay.faults import Fault, parse_faults
 from storage.candles import CandleStore
+from storage.errors import BadInputError, CorruptStoreError
+from storage.recorded import load_recorded, load_recorded_files
 from storage.schema import CANDLE_COLUMNS, to_ms
 from tests.conftest import REPO_ROOT, shared_file
+from tests.realdata import (
+    BITFINEX_1M_2015,
+    BITFINEX_5M,
+    POLONIEX_5M,
+    POLONIEX_30M,
+    bitfinex_5m_candles,
+    poloniex_5m,
+)
+from tests.servers import replay_fixtures
 
-LEGACY_5M = "poloniex-USDT_BTC-5m-2017-07-14--2017-08-09.csv"
 FIVE_MIN = 300_000
 SAMPLES = "poloniex-api-samples"
 
-
-@pytest.fixture(scope="module")
-def legacy() -> pd.DataFrame:
-    return load_recorded(shared_file(LEGACY_5M))
-
-
-@pytest.fixture
-def server(legacy):
-    with ReplayServer(legacy.iloc[:1000], retry_after=0.2, slow_seconds=0.5) as srv:
-        yield srv
+legacy, server = replay_fixtures(1000, retry_after=0.2, slow_seconds=0.5)
 
 
 def _get(srv: ReplayServer, path: str, **params) -> httpx.Response:
@@ -48,7 +51,7 @@ def _candles(srv: ReplayServer, **params) -> httpx.Response:
 
 
 def test_legacy_poloniex_csv_loads_exactly():
-    path = shared_file(LEGACY_5M)
+    path = shared_file(POLONIEX_5M)
     df = load_recorded(path)
     raw = [line.split(",") for line in path.read_text().splitlines()[1:]]
     assert len(df) == len(raw) == 7673
@@ -64,23 +67,26 @@ def test_legacy_poloniex_csv_loads_exactly():
         # legacy "volume" is the quote currency (USDT), "quoteVolume" the base (BTC)
         assert row.volume_quote == float(volume) and row.volume_base == float(quote_volume)
         assert to_ms(df["close_time"])[i] == int(date) * 1000 + FIVE_MIN - 1
+    pd.testing.assert_frame_equal(df, poloniex_5m())  # and all of it, by the independent oracle
 
 
 def test_legacy_30m_file_infers_its_interval():
-    df = load_recorded(shared_file("poloniex-USDT_BTC-30m-2015-02-19--2017-07-13.csv"))
+    df = load_recorded(shared_file(POLONIEX_30M))
     assert df.attrs["interval"] == "MINUTE_30" and len(df) == 42010
 
 
 def test_bitfinex_5m_and_1m_files_load():
-    five = load_recorded(shared_file("bitfinex-BTCUSD-5m-2015--2017.csv.gz"))
+    five = load_recorded(shared_file(BITFINEX_5M))
     assert len(five) == 280_652 and five.attrs["interval"] == "MINUTE_5"
     assert five["open_time"].is_monotonic_increasing and five["open_time"].is_unique
-    one = load_recorded(shared_file("bitfinex-BTCUSD-1m-2015.csv.gz"))
+    # the independent oracle, volume_quote from the typical price included
+    pd.testing.assert_frame_equal(five, bitfinex_5m_candles())
+    one = load_recorded(shared_file(BITFINEX_1M_2015))
     assert len(one) == 366_710 and one.attrs["interval"] == "MINUTE_1"
     # Bitfinex order is MTS, OPEN, CLOSE, HIGH, LOW: check the first raw line by hand
     import gzip
 
-    with gzip.open(shared_file("bitfinex-BTCUSD-1m-2015.csv.gz"), "rt") as fh:
+    with gzip.open(shared_file(BITFINEX_1M_2015), "rt") as fh:
         mts, o, c, h, lo, v = fh.readline().strip().split(",")
     first = one.iloc[0]
     assert to_ms(one["open_time"])[0] == int(mts)
@@ -99,10 +105,33 @@ def test_parquet_store_folder_round_trips(tmp_path, legacy):
         assert back.attrs["interval"] == "MINUTE_5"
 
 
+def test_several_files_load_as_one_series(tmp_path, legacy):
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    lines = shared_file(POLONIEX_5M).read_text().splitlines()
+    first.write_text("\n".join(lines[:3001]) + "\n")  # header + candles 0..2999
+    second.write_text("\n".join([lines[0], *lines[2001:]]) + "\n")  # 2000.. overlapping
+    both = load_recorded_files([second, first])
+    pd.testing.assert_frame_equal(both, legacy)
+    assert both.attrs["interval"] == "MINUTE_5"
+    hourly = shared_file("poloniex-USDT_BTC-2h-2015-06-30--2021-08-14.csv")
+    with pytest.raises(BadInputError, match="different intervals"):
+        load_recorded_files([first, hourly])
+
+
+def test_unreadable_store_partition_is_a_corrupt_store(tmp_path, legacy):
+    store = CandleStore(tmp_path / "candles")
+    store.append("BTC_USDT", "MINUTE_5", legacy.iloc[:100])
+    part = store.partitions("BTC_USDT", "MINUTE_5")[0]
+    part.write_bytes(b"not parquet")
+    with pytest.raises(CorruptStoreError, match="unreadable candle partition") as info:
+        load_recorded(tmp_path)
+    assert info.value.path == str(part)
+
+
 def test_unknown_format_is_rejected_clearly():
-    with pytest.raises(ValueError, match="unrecognised format"):
+    with pytest.raises(BadInputError, match="unrecognised format"):
         load_recorded(shared_file("poloniex-USDT_BTC-5m-2022-09-01-legacy-ms.csv"))
-    with pytest.raises(ValueError, match="does not exist"):
+    with pytest.raises(BadInputError, match="does not exist"):
         load_recorded("/nonexistent/file.csv")
 
 
@@ -135,7 +164,7 @@ def test_replies_have_the_shape_and_types_of_the_real_samples(server):
 def test_served_values_equal_the_recording_exactly(server, legacy):
     times = to_ms(legacy["open_time"])
     rows = _candles(server, startTime=times[0], endTime=times[499], limit=500).json()
-    src = legacy.iloc[:500]
+    src = poloniex_5m().iloc[:500]  # the independent oracle, not the reader that fed the server
     assert [r[12] for r in rows] == to_ms(src["open_time"]).tolist()
     assert [float(r[2]) for r in rows] == src["open"].tolist()
     assert [float(r[1]) for r in rows] == src["high"].tolist()
@@ -230,7 +259,7 @@ def test_fault_spec_parsing():
     }  # fmt: skip
     assert parse_faults("") == {}
     for bad in ("0:500", "3", "2:explode", "5-3:500", "x:500"):
-        with pytest.raises(ValueError, match="bad fault"):
+        with pytest.raises(BadInputError, match="bad fault"):
             parse_faults(bad)
 
 
@@ -265,7 +294,7 @@ def test_parse_now():
     assert parse_now("2017-07-14T02:40:00Z") == 1_500_000_000_000
     assert parse_now("2017-07-14 02:40") == 1_500_000_000_000
     assert parse_now(None) is None
-    with pytest.raises(ValueError, match="--now"):
+    with pytest.raises(BadInputError, match="--now"):
         parse_now("yesterday-ish")
 
 
@@ -283,7 +312,7 @@ def test_several_markets(legacy):
 
 
 def test_replay_subcommand_serves_until_interrupted(tmp_path):
-    path = shared_file(LEGACY_5M)
+    path = shared_file(POLONIEX_5M)
     proc = subprocess.Popen(
         [sys.executable, "-m", "cryptoflow.cli", "replay", "--data", str(path),
          "--now", "2017-08-01", "--faults", "1:busy"],

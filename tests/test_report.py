@@ -23,8 +23,8 @@ HONEST_MODELS = ("cnn2_relu", "gru_tanh_leaky")
 
 def _make_run(data_dir: Path, protocol: str, models: tuple[str, ...], stride: int | None):
     """Cut real candles into windows and train ``models`` for 2 epochs into one run."""
-    from cryptoflow.replay import load_recorded
     from storage.layout import DataLayout
+    from storage.recorded import load_recorded
     from storage.runs import RunStore, new_run_id
     from tasks.training import train_model
     from tasks.windows import WindowSpec, write_windows

@@ -13,33 +13,15 @@ import numpy as np
 import pandas as pd
 from conftest import shared_file
 
-from storage.schema import cast_candles
+from storage.recorded import load_recorded
 from storage.version import DATA_FORMAT_VERSION
-
-POLONIEX_5M = "poloniex-USDT_BTC-5m-2017-07-14--2017-08-09.csv"
+from tests.realdata import POLONIEX_5M
 
 
 def real_candles(rows: int | None = None) -> pd.DataFrame:
     """The recorded USDT_BTC 5-minute candles in the candle schema (skips when absent)."""
-    raw = pd.read_csv(shared_file(POLONIEX_5M))
-    if rows is not None:
-        raw = raw.iloc[:rows]
-    ms = raw["date"].astype("int64") * 1000
-    return cast_candles(
-        pd.DataFrame(
-            {
-                "open_time": ms,
-                "open": raw["open"],
-                "high": raw["high"],
-                "low": raw["low"],
-                "close": raw["close"],
-                "volume_base": raw["quoteVolume"],
-                "volume_quote": raw["volume"],
-                "trade_count": np.zeros(len(raw), dtype="int64"),
-                "close_time": ms + 300_000 - 1,
-            }
-        )
-    )
+    candles = load_recorded(shared_file(POLONIEX_5M))
+    return candles if rows is None else candles.iloc[:rows]
 
 
 def write_real_windows(

@@ -13,6 +13,7 @@ import pytest
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from storage.errors import BadInputError, CorruptStoreError
+from storage.recorded import legacy_poloniex_candles, load_recorded
 from storage.schema import to_ms
 from storage.windows.format import WindowArrays
 from storage.windows.store import WindowStore
@@ -23,13 +24,8 @@ from tasks.windows.dataset import write_windows
 from tasks.windows.plan import plan_windows
 from tasks.windows.reader import open_dataset
 from tasks.windows.spec import WindowSpec
-from tests.realdata import (
-    POLONIEX_5M,
-    POLONIEX_30M,
-    bitfinex_5m_candles,
-    poloniex_candles,
-    poloniex_raw,
-)
+from tests.conftest import shared_file
+from tests.realdata import BITFINEX_5M, POLONIEX_5M, POLONIEX_30M, poloniex_raw
 
 TUTORIAL_NAMES = (
     "inputs",
@@ -115,8 +111,8 @@ def assert_identical(ours: dict[str, np.ndarray], theirs: dict[str, np.ndarray])
         assert a.tobytes() == b.tobytes(), name
 
 
-def seed_vs_tutorial(raw, interval_ms, past, future, sliding, tmp_path) -> Path:
-    candles = poloniex_candles(raw, interval_ms)
+def seed_vs_tutorial(raw, interval, past, future, sliding, tmp_path) -> Path:
+    candles = legacy_poloniex_candles(raw, interval)
     spec = WindowSpec(protocol="seed", past=past, future=future, stride=1 if sliding else None)
     ours = write_windows(candles, "BTC_USDT", "MINUTE_5", spec, tmp_path / "windows")
     theirs = tmp_path / "tutorial.h5"
@@ -131,7 +127,7 @@ def seed_vs_tutorial(raw, interval_ms, past, future, sliding, tmp_path) -> Path:
 @pytest.mark.parametrize("sliding", [False, True])
 def test_seed_matches_tutorial_on_poloniex_5m(tmp_path, sliding):
     raw = poloniex_raw(POLONIEX_5M)
-    path = seed_vs_tutorial(raw, 300_000, 256, 16, sliding, tmp_path)
+    path = seed_vs_tutorial(raw, "MINUTE_5", 256, 16, sliding, tmp_path)
     ds = open_dataset(path)
     n = ds.n_windows
     assert n == (len(raw) - 272 + 1 if sliding else len(raw) // 272)
@@ -143,7 +139,7 @@ def test_seed_matches_tutorial_on_poloniex_5m(tmp_path, sliding):
 
 @pytest.mark.parametrize(("past", "future", "sliding"), [(256, 16, False), (24, 8, True)])
 def test_seed_matches_tutorial_on_poloniex_30m(tmp_path, past, future, sliding):
-    seed_vs_tutorial(poloniex_raw(POLONIEX_30M), 1_800_000, past, future, sliding, tmp_path)
+    seed_vs_tutorial(poloniex_raw(POLONIEX_30M), "MINUTE_30", past, future, sliding, tmp_path)
 
 
 @pytest.mark.parametrize("offset", [0, 1, 2, -1])
@@ -155,10 +151,10 @@ def test_seed_matches_tutorial_around_multiples_of_window(tmp_path, offset, mult
     raw = poloniex_raw(POLONIEX_5M).iloc[1000 : 1000 + length].reset_index(drop=True)
     if length < past + future:  # not even one window: a clear error, nothing written
         with pytest.raises(ValueError, match="past\\+future"):
-            seed_vs_tutorial(raw, 300_000, past, future, sliding, tmp_path)
+            seed_vs_tutorial(raw, "MINUTE_5", past, future, sliding, tmp_path)
         assert not (tmp_path / "windows").exists()
         return
-    seed_vs_tutorial(raw, 300_000, past, future, sliding, tmp_path)
+    seed_vs_tutorial(raw, "MINUTE_5", past, future, sliding, tmp_path)
 
 
 def test_seed_edge_rule_counts():
@@ -183,10 +179,9 @@ def test_make_windows_is_zero_copy_and_matches_sliding_pastsampler():
 # --- honest protocol -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def honest_file(tmp_path_factory) -> Path:
-    raw = poloniex_raw(POLONIEX_5M)
     spec = WindowSpec(past=32, future=8, features=("close", "high", "log_return"))
     out = write_windows(
-        poloniex_candles(raw, 300_000),
+        load_recorded(shared_file(POLONIEX_5M)),
         "BTC_USDT",
         "MINUTE_5",
         spec,
@@ -237,9 +232,9 @@ def test_honest_splits_are_chronological_and_embargoed(honest_file):
 
 
 def test_standard_scaler_on_training_rows(tmp_path):
-    raw = poloniex_raw(POLONIEX_5M)
     spec = WindowSpec(past=16, future=4, scaler="standard", features=("close", "volume_quote"))
-    out = write_windows(poloniex_candles(raw, 300_000), "BTC_USDT", "MINUTE_5", spec, tmp_path)
+    candles = load_recorded(shared_file(POLONIEX_5M))
+    out = write_windows(candles, "BTC_USDT", "MINUTE_5", spec, tmp_path)
     ds = open_dataset(out["path"])
     x_orig, y_orig = ds.split_originals("train")
     rows = np.concatenate([x_orig[:, 0], x_orig[-1, 1:], y_orig[-1]])  # contiguous train rows
@@ -289,7 +284,7 @@ def test_log_return_feature_matches_closes(honest_file):
 
 
 def test_gaps_never_spanned_on_bitfinex_5m(tmp_path):
-    candles = bitfinex_5m_candles()
+    candles = load_recorded(shared_file(BITFINEX_5M))
     spec = WindowSpec(past=24, future=8, layout="compact")
     out = write_windows(candles, "BTC_USD", "MINUTE_5", spec, tmp_path)
     ds = open_dataset(out["path"])
@@ -314,7 +309,7 @@ def test_gaps_never_spanned_on_bitfinex_5m(tmp_path):
 
 
 def test_seed_ignores_gaps(tmp_path):
-    candles = bitfinex_5m_candles().iloc[:20_000]
+    candles = load_recorded(shared_file(BITFINEX_5M)).iloc[:20_000]
     plan = plan_windows(candles, "MINUTE_5", WindowSpec(protocol="seed", past=24, future=8))
     assert plan.arrays.starts.size == 20_000 // 32
     assert plan.counts["dropped_gaps"] == 0
@@ -322,8 +317,7 @@ def test_seed_ignores_gaps(tmp_path):
 
 # --- layouts, store, reader -----------------------------------------------------------------------
 def test_compact_layout_yields_the_same_windows(tmp_path):
-    raw = poloniex_raw(POLONIEX_5M)
-    candles = poloniex_candles(raw, 300_000)
+    candles = load_recorded(shared_file(POLONIEX_5M))
     full = write_windows(candles, "BTC_USDT", "MINUTE_5", WindowSpec(past=32, future=8), tmp_path)
     compact = write_windows(
         candles, "BTC_USDT", "MINUTE_5", WindowSpec(past=32, future=8, layout="compact"), tmp_path
@@ -342,8 +336,7 @@ def test_compact_layout_yields_the_same_windows(tmp_path):
 
 
 def test_seed_compact_layout_matches_full(tmp_path):
-    raw = poloniex_raw(POLONIEX_5M)
-    candles = poloniex_candles(raw, 300_000)
+    candles = load_recorded(shared_file(POLONIEX_5M))
     paths = [
         write_windows(
             candles,
@@ -362,7 +355,7 @@ def test_seed_compact_layout_matches_full(tmp_path):
 
 
 def test_dataset_id_follows_candles_and_spec(tmp_path):
-    candles = poloniex_candles(poloniex_raw(POLONIEX_5M), 300_000)
+    candles = load_recorded(shared_file(POLONIEX_5M))
     spec = WindowSpec(past=16, future=4)
     a = write_windows(candles.iloc[:5000], "BTC_USDT", "MINUTE_5", spec, tmp_path)
     again = write_windows(candles.iloc[:5000], "BTC_USDT", "MINUTE_5", spec, tmp_path)
@@ -421,7 +414,7 @@ def test_spec_rejects_bad_parameters(kwargs, param):
 
 
 def test_too_short_data_and_tiny_splits_rejected_before_writing(tmp_path):
-    candles = poloniex_candles(poloniex_raw(POLONIEX_5M), 300_000).iloc[:300]
+    candles = load_recorded(shared_file(POLONIEX_5M)).iloc[:300]
     with pytest.raises(ValueError, match="past\\+future"):
         write_windows(candles, "BTC_USDT", "MINUTE_5", WindowSpec(past=256, future=64), tmp_path)
     with pytest.raises(ValueError, match="splits"):
@@ -430,7 +423,7 @@ def test_too_short_data_and_tiny_splits_rejected_before_writing(tmp_path):
 
 
 def test_keep_gaps_option_keeps_every_window_inside_the_splits(tmp_path):
-    candles = bitfinex_5m_candles().iloc[:30_000]
+    candles = load_recorded(shared_file(BITFINEX_5M)).iloc[:30_000]
     m = 32
     dropped = plan_windows(candles, "MINUTE_5", WindowSpec(past=24, future=8))
     kept = plan_windows(candles, "MINUTE_5", WindowSpec(past=24, future=8, drop_gaps=False))
@@ -442,7 +435,7 @@ def test_keep_gaps_option_keeps_every_window_inside_the_splits(tmp_path):
 
 
 def test_log_return_never_taken_across_a_gap():
-    candles = bitfinex_5m_candles().iloc[:30_000]
+    candles = load_recorded(shared_file(BITFINEX_5M)).iloc[:30_000]
     spec = WindowSpec(past=8, future=2, features=("log_return",))
     plan = plan_windows(candles, "MINUTE_5", spec)
     t = plan.arrays.times
@@ -460,7 +453,7 @@ def test_log_return_never_taken_across_a_gap():
 def test_writing_memory_does_not_grow_with_the_number_of_windows(tmp_path):
     import tracemalloc
 
-    candles = bitfinex_5m_candles().iloc[:100_000]
+    candles = load_recorded(shared_file(BITFINEX_5M)).iloc[:100_000]
     spec = WindowSpec(past=64, future=8, drop_gaps=False)
     plan = plan_windows(candles, "MINUTE_5", spec)
     n = plan.arrays.starts.size
@@ -481,7 +474,7 @@ def test_writing_memory_does_not_grow_with_the_number_of_windows(tmp_path):
 
 
 def test_uncompressed_write_holds_the_same_windows(tmp_path):
-    candles = poloniex_candles(poloniex_raw(POLONIEX_5M), 300_000)
+    candles = load_recorded(shared_file(POLONIEX_5M))
     plan = plan_windows(candles, "MINUTE_5", WindowSpec(past=32, future=8))
     attrs = {"past": 32, "future": 8}
     write_window_file(tmp_path / "z.h5", plan.arrays, 32, 8, attrs)

@@ -42,7 +42,9 @@ def main(args: argparse.Namespace) -> int:
     """Load the data, serve until Ctrl-C; prints the URL first."""
     import pandas as pd
 
-    from cryptoflow.replay import ReplayServer, load_recorded, parse_now
+    from cryptoflow.replay import ReplayServer
+    from cryptoflow.replay.clock import parse_now
+    from storage.recorded import load_recorded
 
     frames = [load_recorded(p, interval=args.interval, symbol=args.symbol) for p in args.data]
     interval = args.interval or frames[0].attrs.get("interval")
