@@ -53,7 +53,8 @@ def direct(url: str, data_dir: Path, s: dict) -> str:
     from storage.candles import CandleStore
     from storage.layout import DataLayout
     from storage.runs import RunStore
-    from tasks.poloniex import PoloniexClient, page_ranges
+    from tasks.poloniex.client import PoloniexClient
+    from tasks.poloniex.planning import page_ranges
     from tasks.training import available_cores, detect_gpus, plan_slots, run_worker
     from tasks.windows import WindowSpec, cut_windows_task, window_dataset_id
 

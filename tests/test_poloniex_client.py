@@ -13,18 +13,12 @@ import pytest
 
 from cryptoflow.replay import ReplayServer, load_recorded
 from storage.schema import CANDLE_DTYPES, to_ms
-from tasks.poloniex import (
-    MAX_LIMIT,
-    PageValidationError,
-    PermanentError,
-    PoloniexClient,
-    PoloniexSettings,
-    RetryableError,
-    TokenBucket,
-    page_ranges,
-    parse_candles,
-    plan_batches,
-)
+from tasks.poloniex.client import PoloniexClient
+from tasks.poloniex.errors import PageValidationError, PermanentError, RetryableError
+from tasks.poloniex.pages import MAX_LIMIT, parse_candles
+from tasks.poloniex.planning import page_ranges, plan_batches
+from tasks.poloniex.ratelimit import TokenBucket
+from tasks.poloniex.settings import PoloniexSettings
 from tests.conftest import shared_file
 
 SAMPLES = "poloniex-api-samples"

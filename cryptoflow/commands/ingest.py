@@ -48,7 +48,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Validate the arguments, run the ingest flow, print one line per series."""
-    from flows.ingest import IngestError, ingest, validate_request
+    from flows.ingest import ingest
+    from tasks.ingest.outcome import IngestError
+    from tasks.ingest.request import validate_request
 
     symbols = args.symbols or ["BTC_USDT"]
     # Bad input fails here, before Prefect starts, the network is touched or a file is written.

@@ -63,7 +63,9 @@ def _parameters(args: argparse.Namespace) -> dict:
 
 def preflight(base_url: str | None) -> None:
     """Fail in seconds, before any Prefect server starts, when the candle API is unreachable."""
-    from tasks.poloniex import PoloniexClient, PoloniexError, PoloniexSettings
+    from tasks.poloniex.client import PoloniexClient
+    from tasks.poloniex.errors import PoloniexError
+    from tasks.poloniex.settings import PoloniexSettings
 
     url = base_url or PoloniexSettings().poloniex_url
     try:
