@@ -531,3 +531,27 @@ def test_lock_conflict_between_threads_and_reentrance(store: CandleStore) -> Non
         assert store.append(SYM, M5, synthetic("2024-03-01", 2)).added == 2
     with store.lock(SYM, M5, timeout=1):  # fully released after nesting
         pass
+
+
+# --- the one epoch-ms parser (storage.schema.to_epoch_ms) -----------------------------------------
+
+
+def test_to_epoch_ms_reads_ints_timestamps_and_strings_as_utc() -> None:
+    from datetime import UTC, datetime
+
+    from storage.errors import BadInputError
+    from storage.schema import from_epoch_ms, to_epoch_ms
+
+    ms = 1_500_000_000_000  # 2017-07-14T02:40:00Z
+    assert to_epoch_ms(ms) == ms
+    assert to_epoch_ms(np.int64(ms)) == ms
+    assert to_epoch_ms("2017-07-14T02:40:00Z") == ms
+    assert to_epoch_ms("2017-07-14 02:40") == ms  # naive = UTC
+    assert to_epoch_ms("2017-07-14T04:40:00+02:00") == ms
+    assert to_epoch_ms(datetime(2017, 7, 14, 2, 40, tzinfo=UTC)) == ms
+    assert to_epoch_ms(pd.Timestamp("2017-07-14 02:40")) == ms
+    assert to_epoch_ms(np.datetime64("2017-07-14T02:40")) == ms
+    assert to_epoch_ms(from_epoch_ms(ms)) == ms
+    for bad in ["yesterday-ish", True, None, 1.5, "NaT"]:
+        with pytest.raises(BadInputError, match="start: not a date/time"):
+            to_epoch_ms(bad, "start")
