@@ -36,7 +36,10 @@ class BadInputError(CryptoflowError, ValueError):
 
 
 class CorruptStoreError(CryptoflowError, RuntimeError):
-    """A stored file is unreadable or invalid; names it and the command that rebuilds it (exit 3)."""
+    """A stored file is unreadable or invalid; names it and the command that rebuilds it.
+
+    Exit 3.
+    """
 
     exit_code = EXIT_CORRUPT_STORE
 
@@ -53,7 +56,10 @@ class CorruptStoreError(CryptoflowError, RuntimeError):
 
 
 class TransientError(CryptoflowError, RuntimeError):
-    """A remote failure that may pass; retried where it is raised (exit 4 once retries are spent)."""
+    """A remote failure that may pass; retried where it is raised.
+
+    Exit 4 once retries are spent.
+    """
 
     exit_code = EXIT_TRANSIENT
 
