@@ -61,7 +61,8 @@ def start_replay(path: Path) -> tuple[subprocess.Popen, str]:
 
 def run_floor(url: str) -> tuple[int, float]:
     """All pages through the bare client, in order (candles, seconds)."""
-    from tasks.poloniex import PoloniexClient, page_ranges
+    from tasks.poloniex.client import PoloniexClient
+    from tasks.poloniex.planning import page_ranges
 
     with PoloniexClient(url, max_requests_per_second=0) as client:
         began = time.perf_counter()
@@ -109,7 +110,9 @@ def run_task_per_page(url: str, data_dir: Path, months: int) -> tuple[int, float
     from prefect.cache_policies import NO_CACHE
 
     from storage.candles import CandleStore
-    from tasks.poloniex import PoloniexClient, candles_frame, plan_batches
+    from tasks.poloniex.client import PoloniexClient
+    from tasks.poloniex.pages import candles_frame
+    from tasks.poloniex.planning import plan_batches
 
     @task(retries=4, retry_delay_seconds=[1, 4, 15, 60], cache_policy=NO_CACHE,
           persist_result=False)  # fmt: skip

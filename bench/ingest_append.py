@@ -26,7 +26,8 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from storage.atomic import atomic_path  # noqa: E402
-from storage.candles import ARROW_SCHEMA, COMPRESSION, CandleStore  # noqa: E402
+from storage.candles import CandleStore  # noqa: E402
+from storage.candles.parquet import ARROW_SCHEMA, COMPRESSION  # noqa: E402
 from storage.recorded import load_recorded_files  # noqa: E402
 from storage.schema import Interval  # noqa: E402
 

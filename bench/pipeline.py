@@ -53,7 +53,8 @@ def direct(url: str, data_dir: Path, s: dict) -> str:
     from storage.layout import DataLayout
     from storage.runs import RunStore
     from tasks.evaluation import evaluate_run_task
-    from tasks.poloniex import PoloniexClient, page_ranges
+    from tasks.poloniex.client import PoloniexClient
+    from tasks.poloniex.planning import page_ranges
     from tasks.report.files import write_report_task
     from tasks.report.render import render_report_task
     from tasks.training import available_cores, detect_gpus, plan_slots, run_worker

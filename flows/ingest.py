@@ -10,193 +10,39 @@ Why pages are fetched in batches (measured, see ``bench/ingest.py``): a Prefect 
 (``fetch-pages``) fetches one *commit batch*: the pages of one UTC month (several months for
 coarse intervals). Its retries still act per page: the batch object keeps the pages already
 fetched, so a retry resumes at the page that failed (with the configured delays, 50% jitter,
-the server's Retry-After, and no retry at all for a :class:`~tasks.poloniex.PermanentError`).
-Each batch is committed with one ``CandleStore.append`` (which rewrites only that month) before
-the next batch is fetched, and when a fetch fails for good the pages it did fetch are committed
-first: a run that dies keeps everything up to its last committed batch, and the next run
-resumes right after the stored end.
+the server's Retry-After, and no retry at all for a
+:class:`~tasks.poloniex.errors.PermanentError`). Each batch is committed with one
+``CandleStore.append`` (which rewrites only that month) before the next batch is fetched, and
+when a fetch fails for good the pages it did fetch are committed first: a run that dies keeps
+everything up to its last committed batch, and the next run resumes right after the stored end.
 """
 
 from __future__ import annotations
 
-import contextlib
 import sys
-from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-import pandas as pd
-from prefect import flow, get_run_logger, task, unmapped
-from prefect.artifacts import create_table_artifact
-from prefect.cache_policies import NO_CACHE
-from prefect.events import emit_event
+from prefect import flow, unmapped
 
 from storage.candles import CandleStore
 from storage.layout import DataLayout
-from storage.schema import Interval, validate_symbol
-from tasks.poloniex import (
-    PoloniexClient,
-    PoloniexError,
-    PoloniexSettings,
-    SeriesOutcome,
-    fetch_pages,
-    ingest_series,
-    retry_unless_permanent,
+from storage.schema import Interval
+from tasks.ingest.clock import server_time
+from tasks.ingest.outcome import IngestError, failure_message, unreachable_message
+from tasks.ingest.progress import ingest_progress
+from tasks.ingest.publish import log_outcomes, publish
+from tasks.ingest.request import (
+    DEFAULT_LOOKBACK_DAYS,
+    client_settings,
+    default_start_ms,
+    validate_request,
 )
-
-DEFAULT_LOOKBACK_DAYS = 30
-EVENT_APPENDED = "cryptoflow.candles.appended"
-
-
-class IngestError(RuntimeError):
-    """An ingest that could not complete (the message says what failed and how to resume)."""
-
-
-def _timestamp_ms(name: str, value: datetime | str | int | None) -> int | None:
-    """A parameter date/time (naive = UTC) as epoch ms; ValueError naming ``name``."""
-    if value is None or value == "":
-        return None
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        raise ValueError(f"{name}: not a date/time: {value!r}") from None
-    if ts is pd.NaT:
-        raise ValueError(f"{name}: not a date/time: {value!r}")
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return int(ts.value // 1_000_000)
-
-
-def validate_request(
-    symbols: list[str] | str,
-    interval: Interval | str,
-    start: datetime | str | None,
-    end: datetime | str | None,
-    base_url: str | None,
-    lookback_days: float,
-) -> tuple[list[str], Interval, int | None, int | None, str]:
-    """Check every parameter; return (symbols, interval, start_ms, end_ms, base_url).
-
-    Raises ``ValueError`` naming the bad parameter; touches neither the network nor the disk.
-    """
-    if isinstance(symbols, str):
-        symbols = [symbols]
-    if not symbols:
-        raise ValueError("symbols: give at least one symbol, e.g. BTC_USDT")
-    clean: list[str] = []
-    for symbol in symbols:
-        try:
-            sym = validate_symbol(symbol)
-        except ValueError as exc:
-            raise ValueError(f"symbols: {exc}") from None
-        if sym not in clean:
-            clean.append(sym)
-    try:
-        iv = Interval.parse(interval)
-        iv.ms  # noqa: B018 - raises for MONTH_1, which has no fixed length
-    except ValueError as exc:
-        raise ValueError(f"interval: {exc}") from None
-    start_ms, end_ms = _timestamp_ms("start", start), _timestamp_ms("end", end)
-    if start_ms is not None and end_ms is not None and start_ms > end_ms:
-        raise ValueError(f"start ({start}) is after end ({end})")
-    url = base_url or PoloniexSettings().poloniex_url
-    if not url.startswith(("http://", "https://")):
-        raise ValueError(f"base_url: must start with http:// or https://, got {url!r}")
-    if not lookback_days > 0:
-        raise ValueError(f"lookback_days: must be positive, got {lookback_days}")
-    return clean, iv, start_ms, end_ms, url
-
-
-@task(
-    name="server-time",
-    retries=2,
-    retry_delay_seconds=[1.0, 4.0],
-    retry_jitter_factor=0.5,
-    retry_condition_fn=retry_unless_permanent,
-    cache_policy=NO_CACHE,
-    persist_result=False,
-)
-def server_time(client: PoloniexClient) -> int:
-    """The exchange's "now" in epoch ms (never the local clock)."""
-    return client.server_time_ms()
-
-
-@contextlib.contextmanager
-def _progress(
-    enabled: bool,
-) -> Iterator[tuple[Callable[[str, int], None] | None, Callable[[str, int], None] | None]]:
-    """(on_plan, on_page) callbacks drawing a progress bar per symbol on stderr, or Nones."""
-    if not enabled:
-        yield None, None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    bars: dict[str, Any] = {}
-    counts: dict[str, int] = {}
-    with Progress(
-        "[bold]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        "pages",
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-    ) as bar:
-
-        def on_plan(symbol: str, pages: int) -> None:
-            bars[symbol] = bar.add_task(symbol, total=pages)
-            counts[symbol] = 0
-
-        def on_page(symbol: str, candles: int) -> None:
-            counts[symbol] += candles
-            bar.update(bars[symbol], advance=1, description=f"{symbol} {counts[symbol]:,} candles")
-
-        yield on_plan, on_page
-
-
-def _publish(outcomes: list[SeriesOutcome], server_now_ms: int) -> None:
-    """Table artifact of the run and one ``cryptoflow.candles.appended`` event per grown series."""
-    rows = [
-        {
-            "symbol": o.symbol,
-            "interval": o.interval,
-            "candles added": o.added,
-            "first new candle": o.first_new or "",
-            "last new candle": o.last_new or "",
-            "stored until": o.stored_until or "",
-            "gaps": f"{o.gaps} ({o.missing} candles missing)",
-            "status": "failed: " + o.error if o.error else "ok",
-        }
-        for o in outcomes
-    ]
-    now = pd.Timestamp(server_now_ms, unit="ms", tz="UTC").isoformat()
-    create_table_artifact(
-        table=rows, key="ingest-summary", description=f"Candles appended (server time {now})"
-    )
-    for o in outcomes:
-        if o.added:
-            emit_event(
-                event=EVENT_APPENDED,
-                resource={
-                    "prefect.resource.id": f"cryptoflow.candles.{o.symbol}.{o.interval}",
-                    "prefect.resource.name": f"{o.symbol} {o.interval} candles",
-                },
-                payload={k: v for k, v in asdict(o).items() if k != "error"},
-            )
-
-
-def _failure_message(failed: list[SeriesOutcome], base_url: str) -> str:
-    parts = [
-        f"{o.symbol} {o.interval} failed after retries: {o.error} "
-        f"(committed up to {o.stored_until or 'nothing'})"
-        for o in failed
-    ]
-    return (
-        "ingest failed: "
-        + "; ".join(parts)
-        + f". Source: {base_url}. Every committed page is kept: re-run the same ingest to "
-        "resume after the stored end."
-    )
+from tasks.ingest.series import collect_outcomes, ingest_series
+from tasks.poloniex.client import PoloniexClient
+from tasks.poloniex.errors import PoloniexError
+from tasks.poloniex.fetch import fetch_pages
 
 
 @flow(name="ingest", validate_parameters=False, log_prints=False)
@@ -240,40 +86,27 @@ def ingest(
     names, iv, start_ms, end_ms, url = validate_request(
         symbols, interval, start, end, base_url, lookback_days
     )
-    settings = PoloniexSettings(poloniex_url=url)
-    updates: dict[str, Any] = {
-        "max_requests_per_second": max_requests_per_second,
-        "timeout": timeout,
-        "max_in_flight": max_in_flight,
-        "retries": retries,
-        "retry_delays": retry_delays,
-    }
-    settings = PoloniexSettings.model_validate(
-        settings.model_dump() | {k: v for k, v in updates.items() if v is not None}
+    settings = client_settings(
+        url,
+        max_requests_per_second=max_requests_per_second,
+        timeout=timeout,
+        max_in_flight=max_in_flight,
+        retries=retries,
+        retry_delays=retry_delays,
     )
-    logger = get_run_logger()
     store = CandleStore(DataLayout.at(data_dir).candles)
-    fetch = fetch_pages.with_options(
-        retries=settings.retries, retry_delay_seconds=settings.retry_delays or [0.0]
+    delays = settings.retry_delays or [0.0]
+    fetch = fetch_pages.with_options(retries=settings.retries, retry_delay_seconds=delays)
+    clock = server_time.with_options(
+        retries=min(2, settings.retries), retry_delay_seconds=delays[:2]
     )
     show = sys.stderr.isatty() if progress is None else progress
-    with PoloniexClient(
-        url, timeout=settings.timeout, max_requests_per_second=settings.max_requests_per_second
-    ) as client:
+    with PoloniexClient.from_settings(settings) as client:
         try:
-            now_ms = server_time.with_options(
-                retries=min(2, settings.retries),
-                retry_delay_seconds=(settings.retry_delays or [0.0])[:2],
-            )(client)
+            now_ms = clock(client)
         except PoloniexError as exc:
-            raise IngestError(
-                f"cannot get the server time from {url}: {exc}. Check --base-url "
-                "(env CRYPTOFLOW_POLONIEX_URL); without network access, start "
-                "`cryptoflow replay --data FILE` and pass the URL it prints as --base-url. "
-                "Nothing was written."
-            ) from exc
-        default_start = now_ms - int(lookback_days * 86_400_000)
-        with _progress(show) as (on_plan, on_page):
+            raise IngestError(unreachable_message(url, exc)) from exc
+        with ingest_progress(show) as (on_plan, on_page):
             futures = ingest_series.map(
                 client=unmapped(client),
                 store=unmapped(store),
@@ -282,25 +115,16 @@ def ingest(
                 server_now_ms=unmapped(now_ms),
                 start_ms=unmapped(start_ms),
                 end_ms=unmapped(end_ms),
-                default_start_ms=unmapped(default_start),
+                default_start_ms=unmapped(default_start_ms(now_ms, lookback_days)),
                 fetch=unmapped(fetch),
                 on_page=unmapped(on_page),
                 on_plan=unmapped(on_plan),
                 in_flight=unmapped(settings.max_in_flight),
             )
-            outcomes: list[SeriesOutcome] = []
-            for name, future in zip(names, futures, strict=True):
-                try:
-                    outcomes.append(future.result())
-                except Exception as exc:  # e.g. the store lock is held by another ingest
-                    outcomes.append(SeriesOutcome(name, iv.value, error=f"{exc}"))
-    for o in outcomes:
-        logger.info(
-            "%s %s: %d candles added (%s .. %s), stored until %s, %d gaps",
-            o.symbol, o.interval, o.added, o.first_new, o.last_new, o.stored_until, o.gaps,
-        )  # fmt: skip
-    _publish(outcomes, now_ms)
+            outcomes = collect_outcomes(names, iv, futures)
+    log_outcomes(outcomes)
+    publish(outcomes, now_ms)
     failed = [o for o in outcomes if o.failed]
     if failed:
-        raise IngestError(_failure_message(failed, url))
+        raise IngestError(failure_message(failed, url))
     return [asdict(o) for o in outcomes]

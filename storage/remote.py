@@ -1,6 +1,6 @@
 """A data directory on object storage (``s3://bucket/prefix``, any fsspec URL), as a local mirror.
 
-The stores (``storage/candles.py``, windows, runs) keep working on local files: ``mirrored(url)``
+The stores (``storage/candles/``, windows, runs) keep working on local files: ``mirrored(url)``
 downloads what is missing or changed into a local cache folder, yields that folder as the data
 directory, and afterwards uploads every file that changed there, so other hosts see the same
 data. Rules:

@@ -1,4 +1,5 @@
-"""One candle schema for every stored candle, the interval vocabulary and symbol validation.
+"""One candle schema for every stored candle, the interval vocabulary, symbol validation and
+the one epoch-ms time parser (:func:`to_epoch_ms`).
 
 Every load goes through :func:`cast_candles`, so the rest of the code can rely on exact dtypes.
 """
@@ -6,11 +7,14 @@ Every load goes through :func:`cast_candles`, so the rest of the code can rely o
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from enum import StrEnum
 from typing import TypeVar
 
 import numpy as np
 import pandas as pd
+
+from storage.errors import BadInputError
 
 #: Column -> dtype of a stored candle. ``open_time``/``close_time`` are UTC with ms resolution.
 CANDLE_DTYPES: dict[str, str] = {
@@ -146,3 +150,32 @@ def cast_candles(df: pd.DataFrame) -> pd.DataFrame:
 def to_ms(ts: pd.Series | pd.DatetimeIndex) -> np.ndarray:
     """Epoch milliseconds (int64) of a UTC datetime column."""
     return np.asarray(pd.DatetimeIndex(ts).as_unit("ms").asi8, dtype=np.int64)
+
+
+def to_epoch_ms(value: object, name: str | None = None) -> int:
+    """Epoch ms of ONE time: an int (already ms), a ``pd.Timestamp``, ``datetime``,
+    ``np.datetime64`` or a date/time string such as ISO 8601 (naive = UTC; ``"2017"`` is a year).
+
+    The one parser of user and API times; anything else raises :class:`BadInputError`
+    ``"<name>: not a date/time: <value>"`` (without the prefix when ``name`` is None).
+    """
+    prefix = f"{name}: " if name else ""
+    if isinstance(value, bool):
+        raise BadInputError(f"{prefix}not a date/time: {value!r}")
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if not isinstance(value, str | datetime | pd.Timestamp | np.datetime64):
+        raise BadInputError(f"{prefix}not a date/time: {value!r}")
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
+        raise BadInputError(f"{prefix}not a date/time: {value!r}") from None
+    if ts is pd.NaT:
+        raise BadInputError(f"{prefix}not a date/time: {value!r}")
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return int(ts.value // 1_000_000)
+
+
+def from_epoch_ms(ms: int) -> pd.Timestamp:
+    """The UTC ``pd.Timestamp`` of epoch ms (the inverse of :func:`to_epoch_ms`)."""
+    return pd.Timestamp(int(ms), unit="ms", tz="UTC")

@@ -16,7 +16,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from storage.errors import BadInputError
 
 ENV_PREFIX = "CRYPTOFLOW_"
+#: Poloniex client defaults (the client's arguments and the fetch task's retries use them too).
 DEFAULT_BASE_URL = "https://api.poloniex.com"
+DEFAULT_MAX_REQUESTS_PER_SECOND = 20.0
+DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_MAX_IN_FLIGHT = 4
+DEFAULT_RETRIES = 4
+DEFAULT_RETRY_DELAYS_S = (1.0, 4.0, 15.0, 60.0)
 DEFAULT_DATA_DIR = "./data"
 
 
@@ -29,21 +35,23 @@ class PoloniexSettings(BaseSettings):
         DEFAULT_BASE_URL, description="Base URL of the Poloniex v3 API (or of `cryptoflow replay`)."
     )
     max_requests_per_second: float = Field(
-        20.0,
+        DEFAULT_MAX_REQUESTS_PER_SECOND,
         ge=0,
         description="Client-side rate limit (token bucket); 0 turns it off. "
         "The API allows about 200/s for public market data.",
     )
-    timeout: float = Field(10.0, gt=0, description="Seconds before one HTTP request times out.")
+    timeout: float = Field(
+        DEFAULT_TIMEOUT_S, gt=0, description="Seconds before one HTTP request times out."
+    )
     max_in_flight: int = Field(
-        4,
+        DEFAULT_MAX_IN_FLIGHT,
         ge=1,
         le=16,
         description="Page requests of one series in flight at once (still rate-limited).",
     )
-    retries: int = Field(4, ge=0, description="Retries of one failed page fetch.")
+    retries: int = Field(DEFAULT_RETRIES, ge=0, description="Retries of one failed page fetch.")
     retry_delays: list[float] = Field(
-        default_factory=lambda: [1.0, 4.0, 15.0, 60.0],
+        default_factory=lambda: list(DEFAULT_RETRY_DELAYS_S),
         description="Seconds to wait before each retry (last one repeats), jittered by 50%.",
     )
 

@@ -13,8 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import storage.candles as candles_mod
+import storage.candles.parquet as parquet_mod
 from storage.candles import CandleStore, StoreLockedError
+from storage.errors import CorruptStoreError
 from storage.recorded import load_recorded
 from storage.schema import CANDLE_COLUMNS, CANDLE_DTYPES, Interval, cast_candles
 from tests.conftest import REPO_ROOT, shared_file
@@ -105,7 +106,7 @@ def test_load_range_reads_only_months_in_range(store: CandleStore) -> None:
     got = store.load(SYM, M5, start=start, end=end)
     pd.testing.assert_frame_equal(got, expected.reset_index(drop=True), check_exact=True)
     assert got.open_time.iloc[0] == pd.Timestamp(start, tz="UTC")
-    with pytest.raises(ValueError, match="unreadable candle partition"):
+    with pytest.raises(CorruptStoreError, match="unreadable candle partition"):
         store.load(SYM, M5)
     with pytest.raises(ValueError, match="after end"):
         store.load(SYM, M5, start="2017-08-01", end="2017-07-01")
@@ -346,7 +347,7 @@ def test_failure_inside_second_month_write_keeps_first_month(
     src = load_recorded(shared_file(POLONIEX_5M))
     aug_start = int(np.searchsorted(src.open_time, pd.Timestamp("2017-08-01", tz="UTC")))
     store.append(SYM, M5, src.iloc[:1000])
-    real_write = candles_mod._write_table
+    real_write = parquet_mod.write_table
     calls = []
 
     def write_then_die(table: pa.Table, path: Path) -> None:
@@ -358,7 +359,7 @@ def test_failure_inside_second_month_write_keeps_first_month(
             raise OSError("disk died during the August write")
         real_write(table, path)
 
-    monkeypatch.setattr(candles_mod, "_write_table", write_then_die)
+    monkeypatch.setattr(parquet_mod, "write_table", write_then_die)
     with pytest.raises(OSError, match="disk died"):
         store.append(SYM, M5, src.iloc[900 : aug_start + 200])
     monkeypatch.undo()
@@ -393,8 +394,12 @@ def test_last_open_time_reads_only_newest_partition(store: CandleStore) -> None:
     july.write_bytes(b"garbage")  # July unreadable: not needed
     assert store.last_open_time(SYM, M5) == src.open_time.iloc[-1]
     aug.write_bytes(b"garbage")  # the newest partition is what it reads
-    with pytest.raises(ValueError, match="unreadable candle partition"):
+    with pytest.raises(CorruptStoreError, match="unreadable candle partition") as info:
         store.last_open_time(SYM, M5)
+    assert info.value.path == str(aug)  # names the file, and how to fetch the series again
+    assert "cryptoflow ingest --symbol BTC_USDT --interval MINUTE_5 --start 2017-07-01" in str(
+        info.value
+    )
 
 
 _APPENDER = textwrap.dedent(
@@ -504,3 +509,27 @@ def test_lock_conflict_between_threads_and_reentrance(store: CandleStore) -> Non
         assert store.append(SYM, M5, synthetic("2024-03-01", 2)).added == 2
     with store.lock(SYM, M5, timeout=1):  # fully released after nesting
         pass
+
+
+# --- the one epoch-ms parser (storage.schema.to_epoch_ms) -----------------------------------------
+
+
+def test_to_epoch_ms_reads_ints_timestamps_and_strings_as_utc() -> None:
+    from datetime import UTC, datetime
+
+    from storage.errors import BadInputError
+    from storage.schema import from_epoch_ms, to_epoch_ms
+
+    ms = 1_500_000_000_000  # 2017-07-14T02:40:00Z
+    assert to_epoch_ms(ms) == ms
+    assert to_epoch_ms(np.int64(ms)) == ms
+    assert to_epoch_ms("2017-07-14T02:40:00Z") == ms
+    assert to_epoch_ms("2017-07-14 02:40") == ms  # naive = UTC
+    assert to_epoch_ms("2017-07-14T04:40:00+02:00") == ms
+    assert to_epoch_ms(datetime(2017, 7, 14, 2, 40, tzinfo=UTC)) == ms
+    assert to_epoch_ms(pd.Timestamp("2017-07-14 02:40")) == ms
+    assert to_epoch_ms(np.datetime64("2017-07-14T02:40")) == ms
+    assert to_epoch_ms(from_epoch_ms(ms)) == ms
+    for bad in ["yesterday-ish", True, None, 1.5, "NaT"]:
+        with pytest.raises(BadInputError, match="start: not a date/time"):
+            to_epoch_ms(bad, "start")

@@ -15,11 +15,13 @@ import pytest
 
 from cryptoflow.cli import main as cli_main
 from cryptoflow.replay import ReplayServer
-from flows.ingest import EVENT_APPENDED, IngestError, ingest
+from flows.ingest import ingest
 from storage.candles import CandleStore
 from storage.layout import DataLayout
 from storage.recorded import load_recorded
 from storage.schema import to_ms
+from tasks.ingest.outcome import IngestError
+from tasks.ingest.publish import EVENT_APPENDED
 from tests.conftest import shared_file
 
 LEGACY_5M = "poloniex-USDT_BTC-5m-2017-07-14--2017-08-09.csv"

@@ -11,19 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from storage.errors import BadInputError, TransientError
 from storage.schema import CANDLE_DTYPES, to_ms
-from tasks.poloniex import (
-    MAX_LIMIT,
-    PageValidationError,
-    PermanentError,
-    PoloniexClient,
-    PoloniexSettings,
-    RetryableError,
-    TokenBucket,
-    page_ranges,
-    parse_candles,
-    plan_batches,
-)
+from storage.settings import PoloniexSettings
+from tasks.poloniex.client import PoloniexClient
+from tasks.poloniex.errors import PageValidationError, PermanentError, RetryableError
+from tasks.poloniex.pages import MAX_LIMIT, parse_candles
+from tasks.poloniex.planning import page_ranges, plan_batches
+from tasks.poloniex.ratelimit import TokenBucket
 from tests.conftest import shared_file
 from tests.servers import replay_fixtures
 
@@ -261,6 +256,7 @@ def test_permanent_errors_name_the_parameter(server, legacy):
         with pytest.raises(PermanentError, match="symbol") as info:
             client.fetch_candles("ETH_BTC", "MINUTE_5", t0, t0 + FIVE_MIN)
         assert info.value.code == 24101 and info.value.parameter == "symbol"
+        assert isinstance(info.value, BadInputError)  # a symbol that does not exist: bad input
         with pytest.raises(PermanentError, match="interval") as info:
             client.fetch_candles("BTC_USDT", "HOUR_1", t0, t0 + 3_600_000)
         assert info.value.code == 24102
@@ -278,8 +274,9 @@ def test_unreachable_server_is_retryable():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with PoloniexClient(f"http://127.0.0.1:{port}", timeout=1) as client:
-        with pytest.raises(RetryableError, match="failed"):
+        with pytest.raises(RetryableError, match="failed") as info:
             client.server_time_ms()
+    assert isinstance(info.value, TransientError)
 
 
 def test_rate_limit_spaces_requests(server):

@@ -22,10 +22,11 @@ def _run_logs(flow_run_id) -> list[str]:
 
 
 def test_storage_warning_inside_a_flow_run_reaches_the_api():
-    import flows  # noqa: F401 - importing the flows package routes the project loggers
     from prefect import flow
     from prefect.logging.handlers import APILogHandler
     from prefect.runtime import flow_run
+
+    import flows  # noqa: F401 - importing the flows package routes the project loggers
 
     marker = f"candle conflict {uuid.uuid4().hex}"
 

@@ -26,7 +26,8 @@ def preflight(base_url: str | None) -> None:
     """Fail in seconds, before any Prefect server starts, when the candle API is unreachable."""
     from storage.errors import BadInputError
     from storage.settings import settings
-    from tasks.poloniex import PoloniexClient, PoloniexError
+    from tasks.poloniex.client import PoloniexClient
+    from tasks.poloniex.errors import PoloniexError
 
     url = base_url or settings().poloniex.poloniex_url
     try:
