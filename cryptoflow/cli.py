@@ -62,9 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except (CryptoflowError, ValueError) as exc:
         # Bad input, a corrupt store, a remote failure: one clear line, no traceback.
-        kind = {2: "error", 3: "corrupt store", 4: "remote failure"}.get(exit_code_for(exc), "error")
+        code = exit_code_for(exc)
+        kind = {3: "corrupt store", 4: "remote failure"}.get(code, "error")
         print(f"cryptoflow {args.command}: {kind}: {exc}", file=sys.stderr)
-        return exit_code_for(exc)
+        return code
 
 
 def _run_with_data_dir(module, args: argparse.Namespace) -> int:

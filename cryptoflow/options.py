@@ -70,6 +70,11 @@ def show_default(value: Any) -> str:
     return str(value)
 
 
+def help_text(doc: str, default: Any) -> str:
+    """An option's help: the flow's ``Args:`` text, plus the default unless the text says it."""
+    return doc if "default" in doc.lower() else f"{doc} (default: {show_default(default)})"
+
+
 def flow_options(flow: Any, skip: Iterable[str] = ()) -> list[FlowOption]:
     """The options of ``flow`` (a Prefect flow), in signature order, less ``skip``."""
     from prefect.utilities.callables import parameter_docstrings
@@ -90,8 +95,7 @@ def flow_options(flow: Any, skip: Iterable[str] = ()) -> list[FlowOption]:
         default = None if param.default is inspect.Parameter.empty else param.default
         options.append(FlowOption(
             name=name, flag="--" + name.replace("_", "-"), default=default,
-            help=text if "default" in text.lower() else f"{text} (default: {show_default(default)})",
-            kind=kind, choices=_choices(base),
+            help=help_text(text, default), kind=kind, choices=_choices(base),
         ))
     return options
 
