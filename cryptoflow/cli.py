@@ -23,8 +23,9 @@ SUBCOMMANDS: dict[str, str] = {
 
 
 def _quiet_environment() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    from tasks.training.runtime import quiet_tensorflow_env
+
+    quiet_tensorflow_env()
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # Without PREFECT_API_URL Prefect starts a temporary local server; its 20 s default start-up
     # budget is too short on a busy 2-core machine.

@@ -15,7 +15,7 @@ from test_training_windows import write_real_windows
 from cryptoflow.cli import main as cli
 from flows.train import locate_dataset
 from storage.runs import RunStore
-from tasks.training import Slot, plan_slots
+from tasks.training.slots import Slot, plan_slots
 
 MODELS = ["cnn2_relu", "gru_tanh_relu"]
 
@@ -53,13 +53,13 @@ def test_gpu_slot_holds_the_prefect_concurrency_limit(prefect_api, tmp_path, win
     from prefect import flow
     from prefect.client.orchestration import get_client
 
-    from flows.train import GPU_LIMIT_PREFIX, _ensure_gpu_limits, train_model_task
+    from tasks.training.task import GPU_LIMIT_PREFIX, ensure_gpu_limits, train_model_task
 
     slot = Slot("gpu-5", "5", 1, True)
 
     @flow
     def one_gpu_model() -> dict:
-        _ensure_gpu_limits([slot])
+        ensure_gpu_limits([slot])
         free: queue.Queue = queue.Queue()
         free.put(slot)
         return train_model_task(

@@ -33,7 +33,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Validate the request, then run the ``train`` flow; print the run id and result paths."""
-    from flows.train import check_runner, prepare_training, train
+    from flows.runners import check_runner
+    from flows.train import prepare_training, train
     from storage.runs import RunStore
 
     if args.dataset is None and (args.symbol is None or args.interval is None):
