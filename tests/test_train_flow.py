@@ -163,3 +163,28 @@ def test_cli_trains_and_prints_the_run(prefect_api, data_dir, windows, capsys):
     store = RunStore(data_dir / "runs")
     assert store.read_history("cli-run", "cnn4_leaky")["epoch"].tolist() == [1]
     assert store.latest_run() == "cli-run"
+
+
+def test_terminal_progress_bars_and_no_op():
+    """Bars per name from many threads at once (train: update; ingest: add + advance); a
+    disabled one does nothing, even for names it never saw."""
+    import threading
+
+    from tasks.progress import TerminalProgress
+
+    with TerminalProgress(False) as off:
+        off.update("cnn2_relu", 1, 2, "val_loss 1")
+        off.advance("never-added")
+    assert not off.enabled and not TerminalProgress.on_terminal(False).enabled
+    with TerminalProgress(True, unit="pages", eta=True, stderr=True) as bars:
+        bars.add("BTC_USDT", total=40)
+        workers = [threading.Thread(target=lambda: [bars.advance("BTC_USDT", status="x")
+                                                    for _ in range(10)]) for _ in range(4)]
+        workers += [threading.Thread(target=bars.update, args=(f"m{i}", 1, 3)) for i in range(4)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    tasks = {t.description: t for t in bars._progress.tasks}
+    assert tasks["BTC_USDT"].completed == 40 and tasks["BTC_USDT"].fields["status"] == "x"
+    assert {f"m{i}" for i in range(4)} <= set(tasks) and tasks["m0"].completed == 1
