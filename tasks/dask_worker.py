@@ -33,7 +33,7 @@ from storage.errors import BadInputError
 from tasks.training.runtime import WORKER_THREADS_ENV, runtime_env
 from tasks.training.slots import Slot, detect_gpus
 from tasks.training.task import retry_unless_bad_input
-from tasks.training.worker import run_worker
+from tasks.training.worker import run_worker, train_job
 
 GPU_RESOURCE = "GPU"
 #: Set on a worker once its device is chosen (the value given to ``CUDA_VISIBLE_DEVICES``).
@@ -128,9 +128,7 @@ def train_in_worker(model: str, dataset_path: str, run_dir: str, options: dict[s
     slot = Slot(name=name, devices=devices, threads=worker_threads(), gpu=bool(devices))
     if data_url:
         return _train_remote(model, dataset_path, run_dir, options, on_epoch, data_url, slot)
-    job = {"kind": "train", "dataset_path": dataset_path, "model": model, "run_dir": run_dir,
-           **options}
-    result = run_worker(job, slot, on_epoch)
+    result = run_worker(train_job(model, dataset_path, run_dir, options), slot, on_epoch)
     return {**result, "devices": devices, "worker": name, "threads": slot.threads}
 
 
@@ -143,8 +141,7 @@ def _train_remote(model: str, dataset_rel: str, run_rel: str, options: dict[str,
     dataset_rel, run_rel = safe_relative(dataset_rel), safe_relative(run_rel)
     remote.pull(dataset_rel)
     remote.pull(run_rel)
-    job = {"kind": "train", "dataset_path": str(remote.cache / dataset_rel), "model": model,
-           "run_dir": str(remote.cache / run_rel), **options}
+    job = train_job(model, str(remote.cache / dataset_rel), str(remote.cache / run_rel), options)
     try:
         result = run_worker(job, slot, on_epoch)
     finally:

@@ -26,7 +26,7 @@ from tasks.progress import TerminalProgress
 from tasks.training.loop import TrainOptions
 from tasks.training.slots import Slot, available_cores, detect_gpus, plan_slots
 from tasks.training.sweep import render_csv, tidy_rows
-from tasks.training.worker import run_worker
+from tasks.training.worker import run_worker, train_job
 
 GPU_LIMIT_PREFIX = "cryptoflow-gpu-"
 
@@ -166,8 +166,7 @@ def train_model_task(
     progress: Any = None,
 ) -> dict[str, Any]:
     """Train one zoo model in its own process (resuming after its last recorded epoch)."""
-    job = {"kind": "train", "dataset_path": dataset_path, "model": model, "run_dir": run_dir,
-           **options}
+    job = train_job(model, dataset_path, run_dir, options)
     return run_in_slot(job, model, int(options["epochs"]), slots, progress)
 
 

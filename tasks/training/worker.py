@@ -31,6 +31,14 @@ class WorkerError(RuntimeError):
     """A training worker process failed (its stderr tail is in the message)."""
 
 
+def train_job(model: str, dataset_path: str, run_dir: str, options: dict[str, Any]
+              ) -> dict[str, Any]:
+    """The worker job training ``model`` into ``run_dir``; ``options`` are ``train_model``
+    keywords (epochs, batch_size, seed, patience, checkpoints)."""
+    return {"kind": "train", "dataset_path": dataset_path, "model": model, "run_dir": run_dir,
+            **options}
+
+
 def emit(event: dict[str, Any]) -> None:
     """Write one protocol event to stdout (worker side)."""
     sys.stdout.write(EVENT_PREFIX + json.dumps(event) + "\n")
