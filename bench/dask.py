@@ -35,12 +35,15 @@ sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="bench-dask-prefect-"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import logging  # noqa: E402
 
 import distributed  # noqa: E402, F401 - configures its loggers on import; quiet them after
 from prefect import flow, task  # noqa: E402
+
+from tasks.training.runtime import quiet_tensorflow_env  # noqa: E402
+
+quiet_tensorflow_env()
 
 # The in-process scheduler and nannies log every start and stop at INFO: keep the figures readable.
 logging.getLogger("distributed").setLevel(logging.WARNING)

@@ -27,11 +27,13 @@ from pathlib import Path
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="bench-pipeline-prefect-"))
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from tasks.training.runtime import quiet_tensorflow_env  # noqa: E402
+
+quiet_tensorflow_env()
 DATA = Path(os.environ.get("CRYPTO_SHARED_DATA", REPO.parent / "shared" / "data"))
 SOURCE = DATA / "poloniex-USDT_BTC-5m-2017-07-14--2017-08-09.csv"
 START = "2017-07-15T00:00:00+00:00"
@@ -57,7 +59,8 @@ def direct(url: str, data_dir: Path, s: dict) -> str:
     from tasks.poloniex.planning import page_ranges
     from tasks.report.files import write_report_task
     from tasks.report.render import render_report_task
-    from tasks.training import available_cores, detect_gpus, plan_slots, run_worker
+    from tasks.training.slots import available_cores, detect_gpus, plan_slots
+    from tasks.training.worker import run_worker
     from tasks.windows import WindowSpec
     from tasks.windows.dataset import cut_windows_task, window_dataset_id
 

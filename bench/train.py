@@ -6,9 +6,10 @@ Windows: the tutorial's setting (``seed`` protocol: non-overlapping N=256 -> K=1
 the tutorial's Poloniex data), or ``--dataset PATH``.
 
 1. Per model: baseline = the tutorial's loop (``model.fit`` on NumPy arrays, batch 8, shuffle,
-   TensorFlow defaults, ``CSVLogger`` + a checkpoint every epoch) vs ``tasks.training.train_model``
-   (same architecture, batch 8, its default pipeline: several steps per graph call, XLA for the
-   recurrent models on CPU, checkpoint + history every epoch). Time per epoch is the median over
+   TensorFlow defaults, ``CSVLogger`` + a checkpoint every epoch) vs
+   ``tasks.training.loop.train_model`` (same architecture, batch 8, its default pipeline:
+   several steps per graph call, XLA for the recurrent models on CPU, checkpoint + history every
+   epoch). Time per epoch is the median over
    epochs 2..E (epoch 1 holds tracing/compilation); final val_loss of both is printed.
 2. Zoo: ``flows.train.train`` with ``--parallel 1`` (serial; 2 threads) vs ``--parallel 2``
    (2 processes, 1 thread each), wall time of the flow (Prefect API started beforehand).
@@ -35,9 +36,12 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+from tasks.training.runtime import quiet_tensorflow_env  # noqa: E402
+
+quiet_tensorflow_env()
 SHARED = Path(os.environ.get("CRYPTO_SHARED_DATA", REPO.parent / "shared" / "data"))
 BITFINEX_5M = SHARED / "bitfinex-BTCUSD-5m-2015--2017.csv.gz"
 
@@ -61,7 +65,7 @@ def tutorial_windows(path: Path) -> Path:
 
 
 def load(path: Path, model: str) -> tuple[np.ndarray, ...]:
-    from tasks.training import read_training_arrays
+    from tasks.training.arrays import read_training_arrays
 
     a = read_training_arrays(path, model)
     return a.x_train, a.y_train, a.x_val, a.y_val
@@ -71,7 +75,7 @@ def baseline_epochs(path: Path, model: str, epochs: int, workdir: Path) -> tuple
     """The tutorial's loop; returns (median seconds per epoch over epochs 2.., final val_loss)."""
     import keras
 
-    from tasks.training import import_tensorflow, set_op_determinism
+    from tasks.training.runtime import import_tensorflow, set_op_determinism
     from tasks.zoo import build_model
 
     tf = import_tensorflow()
@@ -100,7 +104,7 @@ def ours_epochs(path: Path, model: str, epochs: int, workdir: Path, tag: str = "
                 ) -> tuple[float, float]:
     """``train_model`` with its defaults; returns (median s/epoch over epochs 2.., val_loss)."""
     from storage.runs import ModelDir
-    from tasks.training import train_model
+    from tasks.training.loop import train_model
 
     run_dir = workdir / f"runs{tag}" / model
     train_model(path, model, run_dir, epochs=epochs, batch_size=8, seed=0)

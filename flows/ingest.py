@@ -21,14 +21,27 @@ from __future__ import annotations
 
 import sys
 from dataclasses import asdict
-from datetime import datetime
 from typing import Any
 
 from prefect import flow, unmapped
 
+from flows.params import (
+    DEFAULT_INTERVAL,
+    DEFAULT_SYMBOL,
+    BaseUrl,
+    DataDir,
+    InFlight,
+    IntervalName,
+    LookbackDays,
+    RequestRate,
+    Retries,
+    RetryDelays,
+    Symbols,
+    Timeout,
+    When,
+)
 from storage.candles import CandleStore
 from storage.layout import DataLayout
-from storage.schema import Interval
 from tasks.ingest.clock import server_time
 from tasks.ingest.outcome import IngestError, failure_message, unreachable_message
 from tasks.ingest.progress import ingest_progress
@@ -45,20 +58,20 @@ from tasks.poloniex.errors import PoloniexError
 from tasks.poloniex.fetch import fetch_pages
 
 
-@flow(name="ingest", validate_parameters=False, log_prints=False)
+@flow(name="ingest", validate_parameters=True, log_prints=False)
 def ingest(
-    symbols: list[str] = ["BTC_USDT"],  # noqa: B006 - Prefect shows the default in its form
-    interval: Interval = Interval.MINUTE_5,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    base_url: str | None = None,
-    data_dir: str | None = None,
-    lookback_days: float = DEFAULT_LOOKBACK_DAYS,
-    retries: int | None = None,
-    retry_delays: list[float] | None = None,
-    max_requests_per_second: float | None = None,
-    timeout: float | None = None,
-    max_in_flight: int | None = None,
+    symbols: Symbols = [DEFAULT_SYMBOL],  # noqa: B006 - Prefect shows the default in its form
+    interval: IntervalName = DEFAULT_INTERVAL,
+    start: When = None,
+    end: When = None,
+    base_url: BaseUrl = None,
+    data_dir: DataDir = None,
+    lookback_days: LookbackDays = DEFAULT_LOOKBACK_DAYS,
+    retries: Retries = None,
+    retry_delays: RetryDelays = None,
+    max_requests_per_second: RequestRate = None,
+    timeout: Timeout = None,
+    max_in_flight: InFlight = None,
     progress: bool | None = None,
 ) -> list[dict[str, Any]]:
     """Append new closed candles of each symbol (in parallel) to the candle store.

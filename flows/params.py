@@ -8,31 +8,48 @@ bad value the same way, naming the parameter. Defaults shared by several flows l
 from __future__ import annotations
 
 import re
-from enum import StrEnum
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
 from storage.runs import validate_name
-from storage.schema import Interval, validate_symbol
+from storage.schema import Interval, from_epoch_ms, to_epoch_ms, validate_symbol
+from storage.windows.format import Layout
 from tasks.scaling import ScalerKind
-from tasks.training import CheckpointMode
-from tasks.windows import Feature, Protocol
+from tasks.training.checkpoints import CheckpointMode
+from tasks.training.loop import DEFAULT_SEED, TUTORIAL_BATCH_SIZE, TUTORIAL_EPOCHS
+from tasks.training.slots import DEFAULT_DEVICES
+from tasks.windows.spec import Feature, Protocol
 from tasks.zoo import MODEL_NAMES, ModelName
+from tasks.zoo.recurrent import RegularizerKind, RegularizerTarget
 
-#: Training defaults sized for a 2-core CPU (the tutorial's: 100 epochs, batch 8, no patience).
+#: Training defaults of every flow, sized for a 2-core CPU: at most 20 epochs with early
+#: stopping, batch 64, two models at once (on GPUs one per GPU). ``--tutorial`` restores the
+#: tutorial's 100 epochs, batch 8, no early stopping.
+DEFAULT_SYMBOL = "BTC_USDT"
+DEFAULT_INTERVAL = Interval.MINUTE_5
+#: The tutorial's window: 256 past candles predicting the next 16.
+DEFAULT_PAST = 256
+DEFAULT_FUTURE = 16
+DEFAULT_PROTOCOL = Protocol.HONEST
+DEFAULT_SCALER = ScalerKind.MINMAX
+DEFAULT_LAYOUT = Layout.FULL
 DEFAULT_EPOCHS = 20
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_PATIENCE = 3
 DEFAULT_PARALLEL = 2
-TUTORIAL_TRAINING: dict[str, Any] = {"epochs": 100, "batch_size": 8, "patience": None}
-
-
-class RunnerKind(StrEnum):
-    """Where the zoo's training tasks run."""
-
-    PROCESS = "process"
-    DASK = "dask"
+DEFAULT_MODELS: list[ModelName] = list(ModelName)
+DEFAULT_CHECKPOINTS = CheckpointMode.EVERY
+#: The tutorial's regularization sweep: 30 repeats of 30 epochs of the LSTM (LeakyReLU head).
+DEFAULT_SWEEP_MODEL = ModelName("lstm_tanh_leaky")
+TUTORIAL_SWEEP_REPEATS = 30
+TUTORIAL_SWEEP_EPOCHS = 30
+TUTORIAL_TRAINING: dict[str, Any] = {
+    "epochs": TUTORIAL_EPOCHS, "batch_size": TUTORIAL_BATCH_SIZE, "patience": None,
+}
+__all__ = ["DEFAULT_DEVICES", "DEFAULT_SEED", "TUTORIAL_BATCH_SIZE", "TUTORIAL_EPOCHS"]
+DEFAULT_TASK_RUNNER = "process"
 
 
 def _fold_upper(value: Any) -> Any:
@@ -88,6 +105,17 @@ IntervalName = Annotated[Interval, BeforeValidator(_fold_upper)]
 ProtocolName = Annotated[Protocol, BeforeValidator(_fold_lower)]
 ScalerName = Annotated[ScalerKind, BeforeValidator(_fold_lower)]
 FeatureName = Annotated[Feature, BeforeValidator(_fold_lower)]
+Features = Annotated[list[FeatureName] | None, BeforeValidator(_optional), Field(min_length=1)]
+LayoutName = Annotated[Layout, BeforeValidator(_fold_lower)]
+Splits = Annotated[list[Annotated[float, Field(gt=0, lt=1)]] | None, BeforeValidator(_optional),
+                   Field(min_length=2, max_length=3)]
+RecurrentModel = Annotated[ModelName, BeforeValidator(_fold_lower)]
+Targets = Annotated[list[Annotated[RegularizerTarget, BeforeValidator(_fold_lower)]] | None,
+                    BeforeValidator(_optional), Field(min_length=1)]
+Kinds = Annotated[list[Annotated[RegularizerKind, BeforeValidator(_fold_lower)]] | None,
+                  BeforeValidator(_optional), Field(min_length=1)]
+Strengths = Annotated[list[Annotated[float, Field(ge=0)]] | None, BeforeValidator(_optional),
+                      Field(min_length=1)]
 Models = Annotated[list[ModelName], BeforeValidator(_models), Field(min_length=1)]
 Past = Annotated[int, Field(ge=1, le=10_000)]
 Future = Annotated[int, Field(ge=1, le=1_000)]
@@ -100,9 +128,27 @@ Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 Repeats = Annotated[int, Field(ge=1, le=1_000)]
 Devices = Annotated[str, AfterValidator(_devices)]
 Checkpoints = Annotated[CheckpointMode, BeforeValidator(_fold_lower)]
-TaskRunner = Annotated[RunnerKind, BeforeValidator(_fold_lower)]
+#: Where the zoo trains: one local process per model, or a Dask cluster (flows.runners).
+TaskRunner = Annotated[Literal["process", "dask"], BeforeValidator(_fold_lower)]
 RunId = Annotated[str | None, BeforeValidator(_optional),
                   AfterValidator(lambda v: v if v is None else validate_name(v, "run id"))]
+RunName = Annotated[str, AfterValidator(lambda v: validate_name(v, "run id"))]
+def _when(value: Any) -> Any:
+    """Any date/time the one epoch-ms parser reads (``"2017"`` is a year, an int is ms) ->
+    a UTC datetime; empty/``none`` -> None."""
+    value = _optional(value)
+    return None if value is None else from_epoch_ms(to_epoch_ms(value)).to_pydatetime()
+
+
+When = Annotated[datetime | None, BeforeValidator(_when)]
+LookbackDays = Annotated[float, Field(gt=0, le=36_500)]
+Retries = Annotated[int | None, BeforeValidator(_optional), Field(ge=0, le=100)]
+RetryDelays = Annotated[list[Annotated[float, Field(ge=0, le=3_600)]] | None,
+                        BeforeValidator(_optional), Field(min_length=1)]
+RequestRate = Annotated[float | None, BeforeValidator(_optional), Field(ge=0, le=10_000)]
+Timeout = Annotated[float | None, BeforeValidator(_optional), Field(gt=0, le=600)]
+InFlight = Annotated[int | None, BeforeValidator(_optional), Field(ge=1, le=16)]
 DataDir = Annotated[str | None, BeforeValidator(_optional), Field(max_length=4096)]
 BaseUrl = Annotated[str | None, BeforeValidator(_optional), AfterValidator(_url)]
+Dataset = Annotated[str | None, BeforeValidator(_optional), Field(max_length=4096)]
 DaskAddress = Annotated[str | None, BeforeValidator(_optional), Field(max_length=512)]

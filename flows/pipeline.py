@@ -10,21 +10,43 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 from prefect import flow, get_run_logger
-from pydantic import Field
 
+from flows.params import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_EPOCHS,
+    DEFAULT_FUTURE,
+    DEFAULT_INTERVAL,
+    DEFAULT_MODELS,
+    DEFAULT_PARALLEL,
+    DEFAULT_PAST,
+    DEFAULT_PATIENCE,
+    DEFAULT_PROTOCOL,
+    DEFAULT_SEED,
+    DEFAULT_SYMBOL,
+    DEFAULT_TASK_RUNNER,
+    BaseUrl,
+    BatchSize,
+    DaskAddress,
+    DataDir,
+    Epochs,
+    Future,
+    IntervalName,
+    Models,
+    Parallel,
+    Past,
+    Patience,
+    ProtocolName,
+    Seed,
+    Symbol,
+    TaskRunner,
+    When,
+)
 from storage.remote import mirrored
-from storage.schema import Interval
 from storage.version import DATA_FORMAT_VERSION
-from tasks.windows import Protocol
-from tasks.zoo import ModelName
-
-#: What ``make run`` trains by default: the whole zoo, sized so a 2-core CPU finishes in minutes.
-DEFAULT_MODELS: tuple[ModelName, ...] = tuple(ModelName)
 
 
 def training_run_id(
@@ -45,27 +67,24 @@ def training_run_id(
     return f"{Path(dataset).stem}-{digest}"
 
 
-Symbol = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,16}_[A-Za-z0-9]{1,16}$")]
-
-
 @flow(name="pipeline", log_prints=True, validate_parameters=True)
 def pipeline(
-    symbol: Symbol = "BTC_USDT",
-    interval: Interval = Interval.MINUTE_5,
-    start: datetime | None = None,
-    base_url: str | None = None,
-    data_dir: str | None = None,
-    protocol: Protocol = Protocol.HONEST,
-    past: Annotated[int, Field(ge=1, le=10_000)] = 256,
-    future: Annotated[int, Field(ge=1, le=1_000)] = 16,
-    models: Annotated[list[ModelName], Field(min_length=1)] = list(DEFAULT_MODELS),  # noqa: B006
-    epochs: Annotated[int, Field(ge=1, le=10_000)] = 20,
-    batch_size: Annotated[int, Field(ge=1, le=65_536)] = 64,
-    parallel: Annotated[int, Field(ge=1, le=64)] = 2,
-    patience: Annotated[int | None, Field(ge=1)] = 3,
-    seed: Annotated[int, Field(ge=0)] = 0,
-    task_runner: Literal["process", "dask"] = "process",
-    dask_address: str | None = None,
+    symbol: Symbol = DEFAULT_SYMBOL,
+    interval: IntervalName = DEFAULT_INTERVAL,
+    start: When = None,
+    base_url: BaseUrl = None,
+    data_dir: DataDir = None,
+    protocol: ProtocolName = DEFAULT_PROTOCOL,
+    past: Past = DEFAULT_PAST,
+    future: Future = DEFAULT_FUTURE,
+    models: Models = DEFAULT_MODELS,
+    epochs: Epochs = DEFAULT_EPOCHS,
+    batch_size: BatchSize = DEFAULT_BATCH_SIZE,
+    parallel: Parallel = DEFAULT_PARALLEL,
+    patience: Patience = DEFAULT_PATIENCE,
+    seed: Seed = DEFAULT_SEED,
+    task_runner: TaskRunner = DEFAULT_TASK_RUNNER,
+    dask_address: DaskAddress = None,
 ) -> dict[str, Any]:
     """Ingest new candles, cut windows, train the zoo, pick checkpoints and publish the report.
 

@@ -4,8 +4,27 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
+from flows.params import (
+    DEFAULT_FUTURE,
+    DEFAULT_INTERVAL,
+    DEFAULT_LAYOUT,
+    DEFAULT_PAST,
+    DEFAULT_PROTOCOL,
+    DEFAULT_SCALER,
+    DEFAULT_SYMBOL,
+    DataDir,
+    Features,
+    Future,
+    IntervalName,
+    LayoutName,
+    Past,
+    ProtocolName,
+    ScalerName,
+    Splits,
+    Stride,
+    Symbol,
+)
 from storage.layout import DataLayout
-from storage.schema import Interval, validate_symbol
 from storage.windows.store import WindowStore
 from tasks.windows.dataset import candle_fingerprint_task, cut_windows_task, window_dataset_id
 from tasks.windows.spec import WindowSpec
@@ -13,27 +32,43 @@ from tasks.windows.spec import WindowSpec
 
 @flow(name="prepare", validate_parameters=True)
 def prepare(
-    symbol: str = "BTC_USDT",
-    interval: str = "MINUTE_5",
-    protocol: str = "honest",
-    past: int = 256,
-    future: int = 16,
-    stride: int | None = None,
-    features: list[str] | None = None,
-    scaler: str = "minmax",
-    splits: list[float] | None = None,
-    layout: str = "full",
+    symbol: Symbol = DEFAULT_SYMBOL,
+    interval: IntervalName = DEFAULT_INTERVAL,
+    protocol: ProtocolName = DEFAULT_PROTOCOL,
+    past: Past = DEFAULT_PAST,
+    future: Future = DEFAULT_FUTURE,
+    stride: Stride = None,
+    features: Features = None,
+    scaler: ScalerName = DEFAULT_SCALER,
+    splits: Splits = None,
+    layout: LayoutName = DEFAULT_LAYOUT,
     drop_gaps: bool | None = None,
-    data_dir: str | None = None,
+    data_dir: DataDir = None,
 ) -> str:
     """Cut the stored candles into windows; returns the path of ``windows/<dataset-id>.h5``.
 
-    Parameters are validated before any work (``ValueError`` naming the parameter). Same
-    candles and spec: the file already there is returned untouched (and the task is cached);
-    a file deleted behind Prefect's back refreshes the task's cache.
+    Parameters are validated before any work (naming the parameter). Same candles and spec:
+    the file already there is returned untouched (and the task is cached); a file deleted
+    behind Prefect's back refreshes the task's cache.
+
+    Args:
+        symbol: Poloniex market, BASE_QUOTE (e.g. BTC_USDT).
+        interval: Candle interval (Poloniex names, e.g. MINUTE_5).
+        protocol: `honest` (scaler fit on training rows, train/validation/test with an
+            embargo) or `seed` (the tutorial's protocol, leaks included, for comparison).
+        past: Candles in each input window (the tutorial: 256).
+        future: Candles predicted after each window (the tutorial: 16).
+        stride: Step between window starts (default: honest 1; seed past+future, or 1).
+        features: Columns of each window: open, high, low, close, volume_base, volume_quote,
+            trade_count, log_return (default: close).
+        scaler: How features are scaled: minmax or standard.
+        splits: Fractions train,validation,test (honest; default 0.7,0.15,0.15) or
+            train,validation (seed; default 0.8,0.2).
+        layout: `full` (the tutorial's datasets) or `compact` (series + window starts).
+        drop_gaps: Drop windows that span missing candles (default: honest yes, seed no).
+        data_dir: Data directory holding the stores (default $CRYPTOFLOW_DATA_DIR or ./data).
     """
-    symbol = validate_symbol(symbol)
-    interval = Interval.parse(interval).value
+    interval = interval.value
     spec = WindowSpec(
         protocol=protocol,
         past=past,

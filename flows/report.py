@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
+from flows.params import DataDir, RunId, RunName
 from storage.layout import DataLayout
 from storage.runs import validate_name
 from tasks.evaluation import evaluate_run_task
@@ -30,9 +31,14 @@ def _flow_run_id() -> str | None:
     return str(run_id) if run_id else None
 
 
-@flow(name="report", log_prints=False)
-def report(run_id: str | None = None, data_dir: str | None = None) -> str:
-    """Report one run (default: the latest); returns the path of its ``report.html``."""
+@flow(name="report", log_prints=False, validate_parameters=True)
+def report(run_id: RunId = None, data_dir: DataDir = None) -> str:
+    """Report one run (default: the latest); returns the path of its ``report.html``.
+
+    Args:
+        run_id: The training or sweep run to report; empty: the latest run.
+        data_dir: Data directory holding the stores (default $CRYPTOFLOW_DATA_DIR or ./data).
+    """
     root = str(DataLayout.at(data_dir).root)
     flow_run_id = _flow_run_id()
     run_id, fingerprint = report_inputs_task(root, run_id)
@@ -55,9 +61,15 @@ def report(run_id: str | None = None, data_dir: str | None = None) -> str:
     return paths["report_html"]
 
 
-@flow(name="compare-protocols", log_prints=False)
-def compare(seed_run: str, honest_run: str, data_dir: str | None = None) -> str:
-    """Tutorial vs seed vs honest, side by side; returns the path of the comparison HTML."""
+@flow(name="compare-protocols", log_prints=False, validate_parameters=True)
+def compare(seed_run: RunName, honest_run: RunName, data_dir: DataDir = None) -> str:
+    """Tutorial vs seed vs honest, side by side; returns the path of the comparison HTML.
+
+    Args:
+        seed_run: A run trained on `seed` windows (the tutorial's protocol).
+        honest_run: A run trained on `honest` windows.
+        data_dir: Data directory holding the stores (default $CRYPTOFLOW_DATA_DIR or ./data).
+    """
     root = str(DataLayout.at(data_dir).root)
     boards = {}
     for run in (seed_run, honest_run):

@@ -7,12 +7,13 @@ started with ``--preload tasks.dask_worker`` (and ``--resources GPU=1`` on GPU h
 ``train_on_runner`` submits one ``train_model_on_worker`` task per model to such a runner from
 inside any flow, asking for one GPU per task (``dask.annotate(resources={"GPU": 1})``) when the
 run targets GPUs, and returns each model's result (the same dict as the local process path).
+``train_zoo_on_dask`` is the ``train`` flow's Dask branch: a cluster sized to its slots (or the
+given scheduler) and one such task per model.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from enum import StrEnum
 from typing import Any
@@ -20,7 +21,9 @@ from typing import Any
 from prefect.futures import wait
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
-from tasks.training import available_cores, detect_gpus
+from storage.errors import BadInputError
+from tasks.training.runtime import WORKER_THREADS_ENV, runtime_env
+from tasks.training.slots import DEFAULT_DEVICES, Slot, available_cores, detect_gpus
 
 DASK_PRELOAD = "tasks.dask_worker"
 _ADDRESS_SCHEMES = ("tcp://", "tls://", "inproc://", "ucx://", "ws://", "wss://")
@@ -35,13 +38,13 @@ class RunnerKind(StrEnum):
 
 
 def validate_address(address: str) -> str:
-    """A Dask scheduler address such as ``tcp://10.0.0.5:8786`` (ValueError otherwise)."""
+    """A Dask scheduler address such as ``tcp://10.0.0.5:8786`` (BadInputError otherwise)."""
     text = address.strip()
     if not text.startswith(_ADDRESS_SCHEMES) or any(c.isspace() for c in text):
-        raise ValueError(f"bad Dask scheduler address {address!r}: use tcp://host:port")
+        raise BadInputError(f"bad Dask scheduler address {address!r}: use tcp://host:port")
     host_port = text.split("://", 1)[1]
     if not host_port or host_port.startswith(":"):
-        raise ValueError(f"bad Dask scheduler address {address!r}: no host")
+        raise BadInputError(f"bad Dask scheduler address {address!r}: no host")
     return text
 
 
@@ -52,9 +55,9 @@ def local_cluster_kwargs(n_workers: int | None, gpus: int, cores: int) -> dict[s
     cores, at least one) sharing the cores, ``cores // n_workers`` TensorFlow threads each.
     """
     if gpus < 0:
-        raise ValueError(f"gpus must be >= 0, got {gpus}")
+        raise BadInputError(f"gpus must be >= 0, got {gpus}")
     if n_workers is not None and n_workers < 1:
-        raise ValueError(f"n_workers must be >= 1, got {n_workers}")
+        raise BadInputError(f"n_workers must be >= 1, got {n_workers}")
     n = n_workers or (gpus if gpus else max(1, cores // 2))
     threads = max(1, cores // n)
     kwargs: dict[str, Any] = {
@@ -64,16 +67,23 @@ def local_cluster_kwargs(n_workers: int | None, gpus: int, cores: int) -> dict[s
         "dashboard_address": None,
         "host": "127.0.0.1",
         "preload": [DASK_PRELOAD],
-        "env": {
-            "CRYPTOFLOW_WORKER_THREADS": str(threads),
-            "OMP_NUM_THREADS": str(threads),
-            "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
-            "KERAS_BACKEND": "tensorflow",
-        },
+        "env": {WORKER_THREADS_ENV: str(threads), **runtime_env(threads=threads)},
     }
     if gpus:
         kwargs["resources"] = {"GPU": 1}
     return kwargs
+
+
+def check_runner(task_runner: str, dask_address: str | None) -> bool:
+    """Validate the runner choice of the ``train`` flow (BadInputError); True for Dask."""
+    kind = RunnerKind(task_runner)
+    if kind is RunnerKind.THREAD:
+        raise BadInputError("task_runner: use process or dask")
+    if dask_address is not None:
+        if kind is not RunnerKind.DASK:
+            raise BadInputError("--dask-address needs --task-runner dask")
+        validate_address(dask_address)
+    return kind is RunnerKind.DASK
 
 
 def make_task_runner(
@@ -85,7 +95,7 @@ def make_task_runner(
     """A Prefect task runner of ``kind``; for Dask, ``address`` or a LocalCluster sized here."""
     kind = RunnerKind(kind)
     if address is not None and kind is not RunnerKind.DASK:
-        raise ValueError("a Dask address needs --task-runner dask")
+        raise BadInputError("a Dask address needs --task-runner dask")
     if kind is RunnerKind.THREAD:
         return ThreadPoolTaskRunner(max_workers=n_workers)
     if kind is RunnerKind.PROCESS:
@@ -133,8 +143,8 @@ def cluster_has_gpus(runner: TaskRunner) -> bool:
 
 def run_targets_gpus(devices: str) -> bool:
     """Whether a ``--devices`` value (auto | cpu | gpu:0,1) trains on GPUs on this machine."""
-    text = (devices or "auto").strip().lower()
-    return text.startswith("gpu") or (text == "auto" and bool(detect_gpus()))
+    text = (devices or DEFAULT_DEVICES).strip().lower()
+    return text.startswith("gpu") or (text == DEFAULT_DEVICES and bool(detect_gpus()))
 
 
 def train_on_runner(
@@ -170,3 +180,20 @@ def train_on_runner(
             }
         wait(list(futures.values()))
         return {m: f.result(raise_on_failure=False) for m, f in futures.items()}
+
+
+def train_zoo_on_dask(run_id: str, names: list[str], dataset_path: str, run_dirs: dict[str, str],
+                      options: dict[str, Any], slots: list[Slot], address: str | None
+                      ) -> list[dict[str, Any] | BaseException]:
+    """Inside a flow: each model as one task on a Dask cluster (a LocalCluster sized to
+    ``slots`` without ``address``); the results in the order of ``names``."""
+    from prefect import get_run_logger
+
+    gpus = sum(s.gpu for s in slots)
+    runner = make_task_runner("dask", address, n_workers=None if address else len(slots),
+                              gpus=0 if address else gpus)
+    get_run_logger().info("run %s: %d model(s) on Dask %s", run_id, len(names),
+                          address or f"LocalCluster({len(slots)} workers)")
+    by_model = train_on_runner(runner, names, dataset_path, run_dirs, options,
+                               gpus=None if address else gpus > 0)
+    return [by_model[n] for n in names]

@@ -1,8 +1,8 @@
 """Training on Dask workers: device pinning before TensorFlow loads, and the training task.
 
-A Dask worker trains each model in a child process (``tasks.training.run_worker``, as the local
-path does) on the worker's device, chosen when the worker starts and before anything there could
-import TensorFlow. Two hooks choose it, whichever comes first:
+A Dask worker trains each model in a child process (``tasks.training.worker.run_worker``, as
+the local path does) on the worker's device, chosen when the worker starts and before anything
+there could import TensorFlow. Two hooks choose it, whichever comes first:
 
 - the worker *preload* ``--preload tasks.dask_worker`` (``dask_setup`` below), for workers
   started with ``dask worker tcp://scheduler:8786 --resources GPU=1 --preload tasks.dask_worker``
@@ -29,9 +29,13 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from storage.errors import BadInputError
+from tasks.training.runtime import WORKER_THREADS_ENV, runtime_env
+from tasks.training.slots import Slot, detect_gpus
+from tasks.training.task import retry_unless_bad_input
+from tasks.training.worker import run_worker, train_job
+
 GPU_RESOURCE = "GPU"
-#: TensorFlow intra-/inter-op threads of one worker's training (set by the cluster's launcher).
-THREADS_ENV = "CRYPTOFLOW_WORKER_THREADS"
 #: Set on a worker once its device is chosen (the value given to ``CUDA_VISIBLE_DEVICES``).
 PINNED_ENV = "CRYPTOFLOW_PINNED_DEVICES"
 _TRAILING_INT = re.compile(r"(\d+)$")
@@ -53,9 +57,9 @@ def device_for(name: Any, gpu_resource: float, gpus: list[str], preset: str | No
 
 
 def pin_worker(worker: Any) -> str:
-    """Choose and set this worker process's visible devices (before TensorFlow); return them."""
-    from tasks.training import detect_gpus
+    """Choose and set this worker process's visible devices (before TensorFlow); return them.
 
+    A thread count (``OMP_NUM_THREADS``) the launcher set is kept."""
     already = os.environ.get(PINNED_ENV)
     if already is not None:
         return already
@@ -65,25 +69,20 @@ def pin_worker(worker: Any) -> str:
     if "tensorflow" in sys.modules:
         log.warning("worker %s: TensorFlow already loaded; cannot pin it to devices %r",
                     worker.name, devices)
-    os.environ["CUDA_VISIBLE_DEVICES"] = devices
+    threads = None if "OMP_NUM_THREADS" in os.environ else worker_threads()
+    os.environ.update(runtime_env(devices, threads))
     os.environ[PINNED_ENV] = devices
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
-    threads = worker_threads()
-    if threads:
-        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     return devices
 
 
 def worker_threads() -> int | None:
     """TensorFlow threads for training on this worker (``$CRYPTOFLOW_WORKER_THREADS``)."""
-    text = os.environ.get(THREADS_ENV, "").strip()
+    text = os.environ.get(WORKER_THREADS_ENV, "").strip()
     if not text:
         return None
     value = int(text)
     if value < 1:
-        raise ValueError(f"{THREADS_ENV} must be >= 1, got {text!r}")
+        raise BadInputError(f"{WORKER_THREADS_ENV} must be >= 1, got {text!r}")
     return value
 
 
@@ -116,14 +115,12 @@ def train_in_worker(model: str, dataset_path: str, run_dir: str, options: dict[s
     (to resume) into its host's mirror, trains there, pushes what it wrote (also after a
     failure: completed epochs are kept) and returns paths as URLs.
 
-    The training runs in a child process (``tasks.training.run_worker``) on this worker's
+    The training runs in a child process (``tasks.training.worker.run_worker``) on this worker's
     devices and threads, exactly as the local process runner does: a fresh interpreter per
     model, so no other thread of the Dask worker (heartbeats, Prefect's clients) can draw from
     the process-global ``random`` that Keras seeds weight initialisers from, TensorFlow's
     memory is returned after each model, and the same seed gives the same history bit for bit.
     """
-    from tasks.training import Slot, run_worker
-
     devices = pinned_devices()
     if devices is None:  # not started with the preload nor the plugin: pin now (no TF here)
         devices = os.environ.get("CUDA_VISIBLE_DEVICES", "")
@@ -131,24 +128,20 @@ def train_in_worker(model: str, dataset_path: str, run_dir: str, options: dict[s
     slot = Slot(name=name, devices=devices, threads=worker_threads(), gpu=bool(devices))
     if data_url:
         return _train_remote(model, dataset_path, run_dir, options, on_epoch, data_url, slot)
-    job = {"kind": "train", "dataset_path": dataset_path, "model": model, "run_dir": run_dir,
-           **options}
-    result = run_worker(job, slot, on_epoch)
+    result = run_worker(train_job(model, dataset_path, run_dir, options), slot, on_epoch)
     return {**result, "devices": devices, "worker": name, "threads": slot.threads}
 
 
 def _train_remote(model: str, dataset_rel: str, run_rel: str, options: dict[str, Any],
-                  on_epoch: Any, data_url: str, slot: Any) -> dict[str, Any]:
+                  on_epoch: Any, data_url: str, slot: Slot) -> dict[str, Any]:
     """Pull inputs from ``data_url`` into this host's mirror, train, push the results."""
     from storage.remote import RemoteDataDir, safe_relative
-    from tasks.training import run_worker
 
     remote = RemoteDataDir(data_url)
     dataset_rel, run_rel = safe_relative(dataset_rel), safe_relative(run_rel)
     remote.pull(dataset_rel)
     remote.pull(run_rel)
-    job = {"kind": "train", "dataset_path": str(remote.cache / dataset_rel), "model": model,
-           "run_dir": str(remote.cache / run_rel), **options}
+    job = train_job(model, str(remote.cache / dataset_rel), str(remote.cache / run_rel), options)
     try:
         result = run_worker(job, slot, on_epoch)
     finally:
@@ -175,7 +168,7 @@ def _worker_name() -> str | None:
     cache_policy=NO_CACHE,
     retries=1,
     retry_delay_seconds=2,
-    retry_condition_fn=lambda task, run, state: not _is_value_error(state),
+    retry_condition_fn=retry_unless_bad_input,
 )
 def train_model_on_worker(model: str, dataset_path: str, run_dir: str,
                           options: dict[str, Any], data_url: str | None = None) -> dict[str, Any]:
@@ -191,13 +184,3 @@ def train_model_on_worker(model: str, dataset_path: str, run_dir: str,
 
     return train_in_worker(model, dataset_path, run_dir, options, on_epoch, data_url)
 
-
-def _is_value_error(state: Any) -> bool:
-    """True when a failed state holds a ValueError (bad input: never retried)."""
-    try:
-        state.result(raise_on_failure=True)
-    except ValueError:
-        return True
-    except Exception:  # noqa: BLE001 - anything else may be transient (a lost worker)
-        return False
-    return False

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from tasks.training.runtime import quiet_tensorflow_env
+
 # Keep Prefect off the network and out of the user's home before anything imports it.
 _PREFECT_HOME = tempfile.mkdtemp(prefix="cryptoflow-prefect-home-")
 os.environ.setdefault("PREFECT_HOME", _PREFECT_HOME)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+quiet_tensorflow_env()
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA_ENV = "CRYPTO_SHARED_DATA"

@@ -19,6 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tasks.training.runtime import quiet_tensorflow_env
+
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -61,12 +63,11 @@ def stop(proc: subprocess.Popen, timeout: float = 15) -> None:
 
 def base_env(prefect_home: Path, **extra: str) -> dict[str, str]:
     """Environment for child processes: quiet, offline, own Prefect home."""
-    env = dict(os.environ)
+    env = quiet_tensorflow_env(dict(os.environ))
     env.update(
         PREFECT_HOME=str(prefect_home),
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         PREFECT_LOGGING_LEVEL=env.get("PREFECT_LOGGING_LEVEL", "WARNING"),
-        TF_CPP_MIN_LOG_LEVEL="2",
         PYTHONUNBUFFERED="1",
     )
     env.pop("PREFECT_API_URL", None)

@@ -23,7 +23,8 @@ from flows.runners import (
     validate_address,
 )
 from tasks.dask_worker import PINNED_ENV, device_for
-from tasks.training import Slot, available_cores, run_worker
+from tasks.training.slots import Slot, available_cores
+from tasks.training.worker import run_worker
 from tests.conftest import REPO_ROOT
 from tests.servers import VENV_BIN, background, base_env, free_port
 

@@ -270,7 +270,8 @@ def test_dask_workers_train_from_and_into_s3(s3, s3_env, prefect_api, tmp_path, 
     from prefect import flow
 
     from flows.runners import make_task_runner, train_on_runner
-    from tasks.training import Slot, available_cores, run_worker
+    from tasks.training.slots import Slot, available_cores
+    from tasks.training.worker import run_worker
 
     sys.path.insert(0, str(REPO_ROOT / "tests"))
     from test_training_windows import write_real_windows

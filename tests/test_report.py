@@ -26,7 +26,7 @@ def _make_run(data_dir: Path, protocol: str, models: tuple[str, ...], stride: in
     from storage.layout import DataLayout
     from storage.recorded import load_recorded
     from storage.runs import RunStore, new_run_id
-    from tasks.training import train_model
+    from tasks.training.loop import train_model
     from tasks.windows import WindowSpec, write_windows
 
     layout = DataLayout.at(data_dir)

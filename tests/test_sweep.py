@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from test_training_windows import write_real_windows
 
-from flows.sweep import SWEEP_COLUMNS, sweep_settings, tidy_rows
+from tasks.training.sweep import SWEEP_COLUMNS, sweep_settings, tidy_rows
 
 
 def test_settings_train_strength_zero_once():

@@ -15,7 +15,7 @@ from test_training_windows import write_real_windows
 from cryptoflow.cli import main as cli
 from storage.runs import RunStore
 from storage.windows.store import WindowStore
-from tasks.training import Slot, plan_slots
+from tasks.training.slots import Slot, plan_slots
 
 MODELS = ["cnn2_relu", "gru_tanh_relu"]
 
@@ -53,13 +53,13 @@ def test_gpu_slot_holds_the_prefect_concurrency_limit(prefect_api, tmp_path, win
     from prefect import flow
     from prefect.client.orchestration import get_client
 
-    from flows.train import GPU_LIMIT_PREFIX, _ensure_gpu_limits, train_model_task
+    from tasks.training.task import GPU_LIMIT_PREFIX, ensure_gpu_limits, train_model_task
 
     slot = Slot("gpu-5", "5", 1, True)
 
     @flow
     def one_gpu_model() -> dict:
-        _ensure_gpu_limits([slot])
+        ensure_gpu_limits([slot])
         free: queue.Queue = queue.Queue()
         free.put(slot)
         return train_model_task(
@@ -164,3 +164,28 @@ def test_cli_trains_and_prints_the_run(prefect_api, data_dir, windows, capsys):
     store = RunStore(data_dir / "runs")
     assert store.read_history("cli-run", "cnn4_leaky")["epoch"].tolist() == [1]
     assert store.latest_run() == "cli-run"
+
+
+def test_terminal_progress_bars_and_no_op():
+    """Bars per name from many threads at once (train: update; ingest: add + advance); a
+    disabled one does nothing, even for names it never saw."""
+    import threading
+
+    from tasks.progress import TerminalProgress
+
+    with TerminalProgress(False) as off:
+        off.update("cnn2_relu", 1, 2, "val_loss 1")
+        off.advance("never-added")
+    assert not off.enabled and not TerminalProgress.on_terminal(False).enabled
+    with TerminalProgress(True, unit="pages", eta=True, stderr=True) as bars:
+        bars.add("BTC_USDT", total=40)
+        workers = [threading.Thread(target=lambda: [bars.advance("BTC_USDT", status="x")
+                                                    for _ in range(10)]) for _ in range(4)]
+        workers += [threading.Thread(target=bars.update, args=(f"m{i}", 1, 3)) for i in range(4)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    tasks = {t.description: t for t in bars._progress.tasks}
+    assert tasks["BTC_USDT"].completed == 40 and tasks["BTC_USDT"].fields["status"] == "x"
+    assert {f"m{i}" for i in range(4)} <= set(tasks) and tasks["m0"].completed == 1

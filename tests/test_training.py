@@ -17,7 +17,7 @@ import pytest
 from test_training_windows import write_real_windows
 
 from storage.runs import ModelDir, RunStore, checkpoint_name, parse_checkpoint_name
-from tasks.training import _stopped_early, train_model
+from tasks.training.loop import _stopped_early, train_model
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,10 +1,12 @@
-"""The ingest progress bar: one rich bar per symbol on stderr, fed by two callbacks."""
+"""The ingest progress bars: one :class:`~tasks.progress.TerminalProgress` bar per symbol on
+stderr (pages done of pages planned, candles so far), fed by two callbacks."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import Any
+
+from tasks.progress import TerminalProgress
 
 Callback = Callable[[str, int], None]
 
@@ -15,26 +17,15 @@ def ingest_progress(enabled: bool) -> Iterator[tuple[Callback | None, Callback |
     if not enabled:
         yield None, None
         return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    bars: dict[str, Any] = {}
     counts: dict[str, int] = {}
-    with Progress(
-        "[bold]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        "pages",
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-    ) as bar:
+    with TerminalProgress(True, unit="pages", eta=True, stderr=True) as bars:
 
         def on_plan(symbol: str, pages: int) -> None:
-            bars[symbol] = bar.add_task(symbol, total=pages)
             counts[symbol] = 0
+            bars.add(symbol, total=pages)
 
         def on_page(symbol: str, candles: int) -> None:
             counts[symbol] += candles
-            bar.update(bars[symbol], advance=1, description=f"{symbol} {counts[symbol]:,} candles")
+            bars.advance(symbol, status=f"{counts[symbol]:,} candles")
 
         yield on_plan, on_page

@@ -1,0 +1,222 @@
+"""The Prefect side of training: a worker job run on a free slot, the cached per-model task, the
+sweep's per-setting task, and the bookkeeping of a run (request checks, GPU limits, results).
+
+Concurrency: each task takes a free slot from a local queue before it starts its worker process,
+so at most one model runs per GPU (and ``parallel`` on CPU); on GPUs it also holds the Prefect
+global concurrency limit ``cryptoflow-gpu-<id>`` (limit 1, created on demand), which keeps two
+flow runs on one machine from sharing a GPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import queue
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
+
+from storage.atomic import atomic_write_text
+from storage.layout import DataLayout
+from storage.runs import ModelDir, RunStore, new_run_id, validate_name
+from storage.version import DATA_FORMAT_VERSION
+from storage.windows.store import WindowStore
+from tasks.progress import TerminalProgress
+from tasks.training.loop import TrainOptions
+from tasks.training.slots import Slot, available_cores, detect_gpus, plan_slots
+from tasks.training.sweep import render_csv, tidy_rows
+from tasks.training.worker import run_worker, train_job
+
+GPU_LIMIT_PREFIX = "cryptoflow-gpu-"
+
+
+def retry_unless_bad_input(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry crashes of the worker process, never bad input (a ``ValueError``)."""
+    try:
+        state.result(raise_on_failure=True)
+    except ValueError:
+        return False
+    except Exception:  # noqa: BLE001, S110 - any other failure may be transient
+        return True
+    return True
+
+
+def plan_training(models: list[str] | str, epochs: int, batch_size: int, parallel: int | None,
+                  devices: str) -> tuple[list[str], list[Slot]]:
+    """Check a training request's models, options and devices; its model names and slots."""
+    from tasks.zoo import parse_models
+
+    names = parse_models(models if isinstance(models, str) else ",".join(models))
+    TrainOptions(epochs=epochs, batch_size=batch_size)
+    return names, plan_slots(devices, parallel, available_cores(), detect_gpus())
+
+
+def prepare_training(
+    models: list[str] | str, epochs: int, batch_size: int, parallel: int | None, devices: str,
+    data_dir: str | None, dataset: str | None, symbol: str | None, interval: str | None,
+) -> tuple[list[str], Path, list[Slot], DataLayout]:
+    """Validate a training request completely before anything is written: its model names,
+    the window file, the slots and the data layout."""
+    names, slots = plan_training(models, epochs, batch_size, parallel, devices)
+    layout = DataLayout.at(data_dir)
+    path = WindowStore(layout.windows).locate(dataset, symbol, interval)
+    return names, path, slots, layout
+
+
+def free_slots(slots: list[Slot]) -> queue.Queue[Slot]:
+    """A queue holding every slot once: tasks take one before their worker starts."""
+    free: queue.Queue[Slot] = queue.Queue()
+    for s in slots:
+        free.put(s)
+    return free
+
+
+def ensure_gpu_limits(slots: list[Slot]) -> None:
+    """Create the per-GPU global concurrency limits (limit 1) when missing."""
+    if not any(s.gpu for s in slots):
+        return
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        for s in slots:
+            client.upsert_global_concurrency_limit_by_name(GPU_LIMIT_PREFIX + s.devices, 1)
+
+
+def run_id_for(run_id: str | None) -> str:
+    """The run to continue (a checked name), or a new run id."""
+    return validate_name(run_id, "run id") if run_id else new_run_id()
+
+
+def record_run(store: RunStore, run_id: str, fields: dict[str, Any],
+               add_models: list[str] | None = None) -> None:
+    """Update ``run.json`` with ``fields``, keeping what earlier flow runs wrote; ``add_models``
+    joins the models recorded so far."""
+    info = store.read_run(run_id) or {}
+    merged = {**info, **fields}
+    if add_models is not None:
+        merged["models"] = sorted(set(info.get("models", [])) | set(add_models))
+    store.write_run(run_id, merged)
+
+
+def flow_run_id() -> str | None:
+    """The id of the Prefect flow run this code runs in (None outside one)."""
+    from prefect.runtime import flow_run
+
+    value = flow_run.id
+    return str(value) if value else None
+
+
+def run_in_slot(
+    job: dict[str, Any],
+    label: str,
+    total_epochs: int,
+    slots: queue.Queue[Slot],
+    progress: TerminalProgress | None,
+) -> dict[str, Any]:
+    """Run one worker job on the next free slot, reporting every epoch; return its result."""
+    logger = get_run_logger()
+    artifact = create_progress_artifact(0.0, description=f"{label}: waiting for a slot")
+    slot = slots.get()
+    try:
+        done = {"epochs": 0}
+
+        def on_event(event: dict[str, Any]) -> None:
+            done["epochs"] += 1
+            pct = min(100.0, 100.0 * done["epochs"] / max(1, total_epochs))
+            text = (
+                f"{label}: epoch {event['epoch']}/{event['epochs']} loss {event['loss']:.3g} "
+                f"val_loss {event['val_loss']:.3g} ({event['seconds']:.1f} s)"
+            )
+            try:  # progress is best effort: a busy API must not stop the training
+                update_progress_artifact(artifact, pct, description=text)
+            except Exception as exc:  # noqa: BLE001
+                logger.warning("progress artifact not updated: %s", exc)
+            logger.info(text)
+            if progress is not None:
+                progress.update(label, done["epochs"], total_epochs,
+                                f"val_loss {event['val_loss']:.3g}")
+
+        if slot.gpu:
+            from prefect.concurrency.sync import concurrency
+
+            with concurrency(GPU_LIMIT_PREFIX + slot.devices, occupy=1, strict=False):
+                result = run_worker(job, slot, on_event)
+        else:
+            result = run_worker(job, slot, on_event)
+        update_progress_artifact(artifact, 100.0, description=f"{label}: done on {slot.name}")
+        return {**result, "slot": slot.name}
+    finally:
+        slots.put(slot)
+
+
+def training_cache_key(context: Any, parameters: dict[str, Any]) -> str:
+    """Cache key of one training: model, window file (its name is the dataset id), run folder,
+    options and code version. Slots and progress bars are plumbing, not inputs."""
+    payload = {k: parameters[k] for k in ("model", "dataset_path", "run_dir", "options")}
+    payload["code_version"] = DATA_FORMAT_VERSION
+    blob = json.dumps(payload, sort_keys=True, default=str).encode()
+    return "train-" + hashlib.sha256(blob).hexdigest()
+
+
+@task(
+    name="train-model",
+    task_run_name="{model}",
+    cache_key_fn=training_cache_key,
+    persist_result=True,
+    result_serializer="json",  # small dicts of paths and numbers; never pickles
+    retries=1,
+    retry_delay_seconds=2,
+    retry_condition_fn=retry_unless_bad_input,
+)
+def train_model_task(
+    model: str,
+    dataset_path: str,
+    run_dir: str,
+    options: dict[str, Any],
+    slots: Any,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Train one zoo model in its own process (resuming after its last recorded epoch)."""
+    job = train_job(model, dataset_path, run_dir, options)
+    return run_in_slot(job, model, int(options["epochs"]), slots, progress)
+
+
+def training_task_for(run_dir: str | Path) -> Any:
+    """``train_model_task``, its cached result used only while the model's ``result.json`` is
+    there (a finished training); otherwise it runs and resumes."""
+    finished = ModelDir(Path(run_dir)).result_path.is_file()
+    return train_model_task.with_options(refresh_cache=not finished)
+
+
+@task(name="sweep-setting", task_run_name="{setting}", cache_policy=NO_CACHE, retries=1,
+      retry_delay_seconds=2)
+def sweep_setting_task(setting: str, job: dict[str, Any], slots: Any, progress: Any = None
+                       ) -> dict[str, Any]:
+    """Train every repeat of one regularization setting in its own process."""
+    total = int(job["epochs"]) * len(job["repeats"])
+    return run_in_slot(job, setting, total, slots, progress)
+
+
+def write_sweep_table(store: RunStore, run_id: str, results: list[dict[str, Any]],
+                      targets: list[str], kinds: list[str]) -> str:
+    """Write the tidy ``runs/<run-id>/sweep.csv`` of the settings' results; return its path."""
+    out = store.run_dir(run_id) / "sweep.csv"
+    atomic_write_text(out, render_csv(tidy_rows(results, targets, kinds)))
+    return str(out)
+
+
+def finish_training(run_id: str, names: list[str], results: list[Any]) -> str:
+    """Log each model's best epoch; raise when any failed; return the run id."""
+    logger = get_run_logger()
+    failed = [n for n, r in zip(names, results, strict=True) if isinstance(r, BaseException)]
+    for name, r in zip(names, results, strict=True):
+        if not isinstance(r, BaseException):
+            logger.info("%s: best epoch %s val_loss %.6g", name, r["best_epoch"],
+                        r["best_val_loss"] or float("nan"))
+    if failed:
+        first = next(r for r in results if isinstance(r, BaseException))
+        raise RuntimeError(f"training failed for {', '.join(failed)}: {first}") from first
+    return run_id
