@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from storage.errors import EXIT_INTERRUPTED, CryptoflowError, exit_code_for
@@ -48,10 +49,18 @@ def _command(argv: list[str]) -> str | None:
     return next((a for a in argv if a in SUBCOMMANDS), None)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from tasks.training.runtime import quiet_environment
+def _quiet_environment() -> None:
+    from tasks.training.runtime import quiet_tensorflow_env
 
-    quiet_environment()
+    quiet_tensorflow_env()
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Without PREFECT_API_URL Prefect starts a temporary local server; its 20 s default start-up
+    # budget is too short on a busy 2-core machine.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+
+
+def main(argv: list[str] | None = None) -> int:
+    _quiet_environment()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(_command(argv)).parse_args(argv)
     module = importlib.import_module(args._module)

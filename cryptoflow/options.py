@@ -137,12 +137,23 @@ def given(args: argparse.Namespace) -> dict[str, Any]:
 
 def validated(flow: Any, params: dict[str, Any]) -> dict[str, Any]:
     """``params`` checked and converted by the flow's own signature; bad values raise a
-    :class:`BadInputError` naming the parameter, before anything is written."""
+    :class:`BadInputError` naming the parameter and the value, before anything is written."""
     import logging
 
     from prefect.exceptions import ParameterTypeError
+    from pydantic import TypeAdapter, ValidationError
 
-    flow_logger = logging.getLogger("prefect.flows")  # it logs the refusal as an ERROR too
+    hints = typing.get_type_hints(getattr(flow, "fn", flow), include_extras=True)
+    for name, value in params.items():
+        try:
+            TypeAdapter(hints.get(name, Any)).validate_python(value)
+        except ValidationError as exc:
+            problems = "; ".join(
+                ".".join([name, *(str(p) for p in e["loc"])]) + f": {e['msg']}"
+                for e in exc.errors()
+            )
+            raise BadInputError(f"{problems} (got {value!r})") from None
+    flow_logger = logging.getLogger("prefect.flows")  # it logs a refusal as an ERROR too
     was_disabled, flow_logger.disabled = flow_logger.disabled, True
     try:
         return flow.validate_parameters(params)

@@ -7,7 +7,6 @@ bad value the same way, naming the parameter. Defaults shared by several flows l
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -80,59 +79,54 @@ def _optional(value: Any) -> Any:
     return None if isinstance(value, str) and value.strip().lower() in ("", "none") else value
 
 
-_DEVICES = re.compile(r"^(auto|cpu|gpu(:\d+(,\d+)*)?)$")
+def optional(kind: Any) -> Any:
+    """``kind`` or None; an empty or ``none`` text (the CLI's way to say None) is None."""
+    return Annotated[kind | None, BeforeValidator(_optional)]
 
 
-def _devices(value: str) -> str:
-    text = value.strip().lower()
-    if not _DEVICES.fullmatch(text):
-        raise ValueError(f"devices must be auto, cpu or gpu:0,1,..., got {value!r}")
-    return text
-
-
-def _url(value: str | None) -> str | None:
-    if value is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
-        raise ValueError(f"expected an http(s) URL, got {value!r}")
-    return value
-
-
-#: ASCII letters and digits only (refused before any case folding), then upper-cased.
+#: BASE_QUOTE of ASCII letters and digits (refused before any case folding), upper-cased;
+#: the pattern is what the UI's form checks, the validator what names the problem.
 Symbol = Annotated[
-    str, Field(pattern=r"^[A-Za-z0-9]{1,16}_[A-Za-z0-9]{1,16}$"), AfterValidator(validate_symbol)
+    str, BeforeValidator(validate_symbol), Field(pattern=r"^[A-Za-z0-9]{1,16}_[A-Za-z0-9]{1,16}$")
 ]
 Symbols = Annotated[list[Symbol], Field(min_length=1, max_length=64)]
 IntervalName = Annotated[Interval, BeforeValidator(_fold_upper)]
 ProtocolName = Annotated[Protocol, BeforeValidator(_fold_lower)]
 ScalerName = Annotated[ScalerKind, BeforeValidator(_fold_lower)]
 FeatureName = Annotated[Feature, BeforeValidator(_fold_lower)]
-Features = Annotated[list[FeatureName] | None, BeforeValidator(_optional), Field(min_length=1)]
+Features = optional(Annotated[list[FeatureName], Field(min_length=1)])
 LayoutName = Annotated[Layout, BeforeValidator(_fold_lower)]
-Splits = Annotated[list[Annotated[float, Field(gt=0, lt=1)]] | None, BeforeValidator(_optional),
-                   Field(min_length=2, max_length=3)]
+Splits = optional(
+    Annotated[list[Annotated[float, Field(gt=0, lt=1)]], Field(min_length=2, max_length=3)]
+)
 RecurrentModel = Annotated[ModelName, BeforeValidator(_fold_lower)]
-Targets = Annotated[list[Annotated[RegularizerTarget, BeforeValidator(_fold_lower)]] | None,
-                    BeforeValidator(_optional), Field(min_length=1)]
-Kinds = Annotated[list[Annotated[RegularizerKind, BeforeValidator(_fold_lower)]] | None,
-                  BeforeValidator(_optional), Field(min_length=1)]
-Strengths = Annotated[list[Annotated[float, Field(ge=0)]] | None, BeforeValidator(_optional),
-                      Field(min_length=1)]
+Targets = optional(
+    Annotated[list[Annotated[RegularizerTarget, BeforeValidator(_fold_lower)]], Field(min_length=1)]
+)
+Kinds = optional(
+    Annotated[list[Annotated[RegularizerKind, BeforeValidator(_fold_lower)]], Field(min_length=1)]
+)
+Strengths = optional(Annotated[list[Annotated[float, Field(ge=0)]], Field(min_length=1)])
 Models = Annotated[list[ModelName], BeforeValidator(_models), Field(min_length=1)]
 Past = Annotated[int, Field(ge=1, le=10_000)]
 Future = Annotated[int, Field(ge=1, le=1_000)]
-Stride = Annotated[int | None, BeforeValidator(_optional), Field(ge=1)]
+Stride = optional(Annotated[int, Field(ge=1)])
 Epochs = Annotated[int, Field(ge=1, le=10_000)]
 BatchSize = Annotated[int, Field(ge=1, le=65_536)]
-Parallel = Annotated[int | None, BeforeValidator(_optional), Field(ge=1, le=64)]
-Patience = Annotated[int | None, BeforeValidator(_optional), Field(ge=1, le=10_000)]
+Parallel = optional(Annotated[int, Field(ge=1, le=64)])
+Patience = optional(Annotated[int, Field(ge=1, le=10_000)])
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 Repeats = Annotated[int, Field(ge=1, le=1_000)]
-Devices = Annotated[str, AfterValidator(_devices)]
+Devices = Annotated[
+    str, BeforeValidator(_fold_lower), Field(pattern=r"^(auto|cpu|gpu(:\d+(,\d+)*)?)$")
+]
 Checkpoints = Annotated[CheckpointMode, BeforeValidator(_fold_lower)]
 #: Where the zoo trains: one local process per model, or a Dask cluster (flows.runners).
 TaskRunner = Annotated[Literal["process", "dask"], BeforeValidator(_fold_lower)]
-RunId = Annotated[str | None, BeforeValidator(_optional),
-                  AfterValidator(lambda v: v if v is None else validate_name(v, "run id"))]
 RunName = Annotated[str, AfterValidator(lambda v: validate_name(v, "run id"))]
+RunId = optional(RunName)
+
+
 def _when(value: Any) -> Any:
     """Any date/time the one epoch-ms parser reads (``"2017"`` is a year, an int is ms) ->
     a UTC datetime; empty/``none`` -> None."""
@@ -142,13 +136,14 @@ def _when(value: Any) -> Any:
 
 When = Annotated[datetime | None, BeforeValidator(_when)]
 LookbackDays = Annotated[float, Field(gt=0, le=36_500)]
-Retries = Annotated[int | None, BeforeValidator(_optional), Field(ge=0, le=100)]
-RetryDelays = Annotated[list[Annotated[float, Field(ge=0, le=3_600)]] | None,
-                        BeforeValidator(_optional), Field(min_length=1)]
-RequestRate = Annotated[float | None, BeforeValidator(_optional), Field(ge=0, le=10_000)]
-Timeout = Annotated[float | None, BeforeValidator(_optional), Field(gt=0, le=600)]
-InFlight = Annotated[int | None, BeforeValidator(_optional), Field(ge=1, le=16)]
-DataDir = Annotated[str | None, BeforeValidator(_optional), Field(max_length=4096)]
-BaseUrl = Annotated[str | None, BeforeValidator(_optional), AfterValidator(_url)]
-Dataset = Annotated[str | None, BeforeValidator(_optional), Field(max_length=4096)]
-DaskAddress = Annotated[str | None, BeforeValidator(_optional), Field(max_length=512)]
+Retries = optional(Annotated[int, Field(ge=0, le=100)])
+RetryDelays = optional(
+    Annotated[list[Annotated[float, Field(ge=0, le=3_600)]], Field(min_length=1)]
+)
+RequestRate = optional(Annotated[float, Field(ge=0, le=10_000)])
+Timeout = optional(Annotated[float, Field(gt=0, le=600)])
+InFlight = optional(Annotated[int, Field(ge=1, le=16)])
+DataDir = optional(Annotated[str, Field(max_length=4096)])
+BaseUrl = optional(Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$")])
+Dataset = optional(Annotated[str, Field(max_length=4096)])
+DaskAddress = optional(Annotated[str, Field(max_length=512)])

@@ -108,7 +108,9 @@ def validate_symbol(symbol: str) -> str:
     """Return ``symbol`` upper-cased if it is a safe market symbol like ``BTC_USDT``, else raise."""
     if not isinstance(symbol, str):
         raise ValueError(f"symbol must be a string, got {type(symbol).__name__}")
-    candidate = symbol.strip().upper()
+    candidate = symbol.strip()
+    # ASCII only, checked before folding: Unicode case rules would turn "ß_USDT" into "SS_USDT".
+    candidate = candidate.upper() if candidate.isascii() else candidate
     if not _SYMBOL_RE.fullmatch(candidate):
         raise ValueError(
             f"invalid symbol {symbol!r}: expected BASE_QUOTE made of letters and digits, "

@@ -112,7 +112,7 @@ def load_checkpoint(path: Path) -> Any:
     if not zipfile.is_zipfile(path):  # a .keras file is a zip archive
         raise CorruptStoreError(path, "not a readable .keras (zip) file", REBUILD_RUN)
     import tasks.zoo  # noqa: F401 - the zoo registers its custom layers, if any, on import
-    from tasks.training import import_tensorflow
+    from tasks.training.runtime import import_tensorflow
 
     import_tensorflow()  # quietly: TensorFlow's C++ start-up chatter stays out of the logs
     import keras

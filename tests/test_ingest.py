@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from prefect.exceptions import ParameterTypeError
 
 from cryptoflow.cli import main as cli_main
 from cryptoflow.replay import ReplayServer
@@ -229,7 +230,7 @@ def test_bad_input_fails_before_any_request_or_write(prefect_api, data_dir, lega
                                                      message):  # fmt: skip
     with ReplayServer(legacy.iloc[:100]) as srv:
         params = {"base_url": srv.url, "data_dir": str(data_dir), **FAST, **kwargs}
-        with pytest.raises(ValueError, match=message):
+        with pytest.raises((ValueError, ParameterTypeError), match=message):
             ingest(**params)
         assert srv.requests == []
     assert _files(data_dir) == []

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import h5py
 import pytest
+from prefect.exceptions import ParameterTypeError
 
 from cryptoflow.cli import main as cli_main
 from flows.prepare import prepare
@@ -83,7 +84,7 @@ def test_new_candles_give_a_new_dataset(prefect_api, store_dir):
 )
 def test_prepare_rejects_bad_input_and_writes_nothing(prefect_api, store_dir, kwargs, param):
     params = {"past": 32, "future": 8} | kwargs
-    with pytest.raises(ValueError, match=param):
+    with pytest.raises((ValueError, ParameterTypeError), match=param):
         prepare("BTC_USDT", "MINUTE_5", data_dir=str(store_dir), **params)
     windows = DataLayout.at(store_dir).windows
     assert not windows.exists() or not any(windows.iterdir())

@@ -98,10 +98,10 @@ def test_window_store_locates_by_path_id_or_newest(tmp_path, windows):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--models", "cnn2_relu,bogus"], "unknown model 'bogus'"),
-        (["--epochs", "0"], "epochs must be"),
+        (["--models", "cnn2_relu,bogus"], "models.1: Input should be 'cnn2_relu'"),
+        (["--epochs", "0"], "epochs: Input should be greater than or equal to 1"),
         (["--dataset", "0123abcd"], "no window file with id"),
-        (["--devices", "tpu:0"], "bad --devices"),
+        (["--devices", "tpu:0"], "devices: String should match pattern"),
     ],
 )
 def test_cli_bad_input_exits_2_and_writes_nothing(args, message, data_dir, windows, capsys):

@@ -20,7 +20,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     """Validate the arguments, run the ingest flow, print one line per series."""
     from flows.ingest import ingest
-    from tasks.ingest import IngestError, validate_request
+    from tasks.ingest.outcome import IngestError
+    from tasks.ingest.request import validate_request
 
     params = validated(ingest, given(args))
     # Bad input fails here, before Prefect starts, the network is touched or a file is written.

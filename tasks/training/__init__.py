@@ -6,8 +6,3 @@ sweep), ``slots`` (devices and cores), ``worker`` (the worker-process protocol; 
 itself is ``python -m tasks.training``), ``task`` (the Prefect tasks and run bookkeeping).
 Importing this package is cheap: it loads neither TensorFlow nor Prefect.
 """
-
-from tasks.training.runtime import import_tensorflow
-
-#: ``tasks/selection.py`` imports ``import_tensorflow`` from here.
-__all__ = ["import_tensorflow"]
