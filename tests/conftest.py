@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tasks.training.runtime import quiet_tensorflow_env
+from tests.support.paths import SHARED_DATA_ENV, shared_data_dir
 
 # Keep Prefect off the network and out of the user's home before anything imports it.
 _PREFECT_HOME = tempfile.mkdtemp(prefix="cryptoflow-prefect-home-")
@@ -16,25 +17,6 @@ os.environ.setdefault("PREFECT_HOME", _PREFECT_HOME)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 quiet_tensorflow_env()
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA_ENV = "CRYPTO_SHARED_DATA"
-
-
-def shared_data_dir() -> Path:
-    """``$CRYPTO_SHARED_DATA`` or ``../shared/data`` beside the checkout."""
-    return Path(os.environ.get(SHARED_DATA_ENV, REPO_ROOT.parent / "shared" / "data")).resolve()
-
-
-def shared_file(name: str) -> Path:
-    """Path of a real-data file, or skip the test with a clear reason when it is absent."""
-    path = shared_data_dir() / name
-    if not path.exists():
-        pytest.skip(
-            f"real market data {name} not found under {shared_data_dir()} "
-            f"(set {SHARED_DATA_ENV} to the shared data folder)"
-        )
-    return path
 
 
 @pytest.fixture(scope="session")

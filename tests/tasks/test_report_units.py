@@ -1,0 +1,224 @@
+"""Leaderboard rows, renderings, the tutorial table and the champion registry, on small inline
+fixtures (no training, no Prefect)."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from storage.champions import ChampionRegistry
+from storage.errors import CorruptStoreError
+from tasks.report.compare import comparison_rows, render_comparison_html
+from tasks.report.html import render_report_html
+from tasks.report.labels import describe_model
+from tasks.report.leaderboard import leaderboard_csv, leaderboard_json, leaderboard_rows
+from tasks.report.markdown import leaderboard_markdown, render_report_markdown
+from tasks.report.plots import report_figures
+from tasks.report.publish import artifact_key
+from tasks.report.tutorial import TUTORIAL_RESULTS
+from tests.support.reports import _evaluation
+
+REPO = Path(__file__).resolve().parents[2]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def test_rows_one_per_entry_sorted_by_validation_loss():
+    rows = leaderboard_rows(_evaluation())
+    assert [r["model"] for r in rows] == [
+        "gru_tanh_leaky",
+        "persistence",
+        "linear",
+        "lag",
+        "cnn2_relu",
+        "cnn4_leaky",
+    ]
+    for r in rows:
+        assert {"model", "best_epoch", "val_loss", "test_mse", "skill", "status"} <= set(r)
+    gru = rows[0]
+    assert gru["champion"] and (gru["layers"], gru["activation"]) == (1, "tanh + Leaky ReLU")
+    assert gru["test_mse"] == pytest.approx(4.0)  # offset 2 everywhere -> MSE 4
+    assert gru["rmse_by_step"] == pytest.approx([2.0] * 4)
+    assert rows[-1]["status"] == "diverged" and rows[-1]["val_loss"] is None
+    json.loads(leaderboard_json(rows))  # valid JSON, no NaN
+
+
+def test_csv_has_tutorial_columns_first_and_whole_numbers():
+    text = leaderboard_csv(leaderboard_rows(_evaluation()))
+    reader = csv.DictReader(io.StringIO(text))
+    assert reader.fieldnames[:5] == ["model", "layers", "activation", "val_loss", "test_mse"]
+    rows = list(reader)
+    assert rows[0]["layers"] == "1" and rows[0]["best_epoch"] == "2"
+    assert rows[1]["layers"] == "" and len(rows) == 6
+
+
+def test_describe_model():
+    assert describe_model("cnn3_leaky") == ("CNN", 3, "Leaky ReLU")
+    assert describe_model("lstm_tanh_relu") == ("LSTM", 1, "tanh + ReLU")
+    assert describe_model("lag") == ("baseline", None, "-")
+
+
+def test_html_is_self_contained_escaped_and_images_decode():
+    ev = _evaluation()
+    rows = leaderboard_rows(ev)
+    figures = report_figures(ev, rows, None, dpi=40)
+    assert set(figures) == {
+        "actual_vs_predicted",
+        "leaderboard",
+        "error_by_horizon",
+        "learning_curves",
+    }
+    page = render_report_html(ev.meta, rows, figures)
+    for r in rows:
+        assert f"<td>{r['model']}</td>" in page
+    assert "fp-&lt;script&gt;" in page and "<script>" not in page
+    uris = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(uris) == 4
+    assert all(base64.b64decode(u).startswith(PNG_SIGNATURE) for u in uris)
+    assert 'class="champion"' in page and "gru_tanh_leaky" in page
+
+
+def test_seed_report_is_labelled_as_a_leak():
+    ev = _evaluation("seed")
+    page = render_report_html(ev.meta, leaderboard_rows(ev), {})
+    assert "Seed protocol" in page and "validation" in page
+    md = render_report_markdown(ev.meta, leaderboard_rows(ev), {})
+    assert "leak" in md
+
+
+def test_markdown_table_and_images():
+    ev = _evaluation()
+    rows = leaderboard_rows(ev)
+    md = render_report_markdown(ev.meta, rows, {"leaderboard": PNG_SIGNATURE + b"x"}, "/r.html")
+    table = [line for line in md.splitlines() if line.startswith("|")]
+    assert len(table) == 2 + len(rows)
+    assert "**gru_tanh_leaky** ★" in md and "](data:image/png;base64," in md and "/r.html" in md
+    assert leaderboard_markdown(rows).count("\n") == len(rows) + 1
+
+
+def test_artifact_keys_are_valid():
+    key = artifact_key("leaderboard", "20260101T000000Z-abc_123")
+    assert re.fullmatch(r"[a-z0-9-]+", key) and key.startswith("leaderboard-")
+
+
+def test_tutorial_table_in_docs_matches_the_constant():
+    text = (REPO / "docs" / "tutorial-results.md").read_text()
+    lines = [line for line in text.splitlines() if re.match(r"^\| (CNN|LSTM|GRU|lag|linear)", line)]
+    assert len(lines) == len(TUTORIAL_RESULTS)
+    for line, t in zip(lines, TUTORIAL_RESULTS, strict=True):
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert float(cells[4]) == t.test_mse
+        if t.val_loss is None:
+            assert cells[3] == "–"
+        else:
+            assert float(cells[3]) == t.val_loss
+            assert cells[0] == t.family and int(cells[1]) == t.layers and cells[2] == t.activation
+
+
+def test_comparison_puts_tutorial_seed_and_honest_side_by_side():
+    seed = [{"model": "cnn2_relu", "val_loss": 1e-4, "test_mse": 9e4}]
+    honest = [
+        {"model": "cnn2_relu", "val_loss": 3e-4, "test_mse": 2e5, "skill": -0.5},
+        {"model": "persistence", "val_loss": 2e-4, "test_mse": 1e5, "skill": 0.0},
+    ]
+    rows = comparison_rows(seed, honest)
+    names = [r["model"] for r in rows]
+    assert names[:12] == [t.model for t in TUTORIAL_RESULTS] and "persistence" in names
+    cnn = rows[0]
+    assert (cnn["tutorial_test_mse"], cnn["seed_test_mse"], cnn["honest_test_mse"]) == (
+        114308,
+        9e4,
+        2e5,
+    )
+    page = render_comparison_html(rows, "seed-run", "honest-run")
+    assert "114,308" in page and "200,000" in page and "seed-run" in page
+
+
+def _champion(run_id, model="gru_tanh_leaky", protocol="honest"):
+    return {
+        "run_id": run_id,
+        "protocol": protocol,
+        "model": model,
+        "epoch": 3,
+        "checkpoint": f"/runs/{run_id}/{model}/checkpoints/epoch-003-0.1.keras",
+        "dataset_id": "abc",
+        "candle_fingerprint": "fp",
+        "metrics": {"test": {"mse": 1.0}},
+        "flow_run_id": "f1",
+    }
+
+
+def test_champion_registry_keeps_previous_champions(tmp_path):
+    reg = ChampionRegistry(tmp_path / "reports")
+    assert reg.current() is None and reg.records() == []
+    reg.record(_champion("r1", "cnn2_relu"))
+    reg.record(_champion("r2"))
+    reg.record(_champion("s1", protocol="seed"))
+    assert reg.current()["run_id"] == "r2"
+    assert [r["run_id"] for r in reg.previous()] == ["r1"]
+    assert reg.current("seed")["run_id"] == "s1"
+    reg.record(_champion("r1", "lstm_tanh_leaky"))  # re-reporting a run replaces its record
+    assert [r["run_id"] for r in reg.records()] == ["r2", "s1", "r1"]
+    assert reg.current()["model"] == "lstm_tanh_leaky"
+    assert not list((tmp_path / "reports").glob(".*tmp"))  # no temp files left behind
+
+
+def test_champion_registry_rejects_bad_records_and_files(tmp_path):
+    reg = ChampionRegistry(tmp_path)
+    bad = _champion("r1")
+    del bad["checkpoint"]
+    with pytest.raises(ValueError, match="checkpoint"):
+        reg.record(bad)
+    with pytest.raises(ValueError, match="metrics"):
+        reg.record({**_champion("r1"), "metrics": 3})
+    reg.path.write_text("{not json")
+    with pytest.raises(CorruptStoreError, match="not valid JSON") as err:
+        reg.records()
+    assert err.value.path == str(reg.path)
+
+
+def test_describe_model_labels_every_zoo_model_as_the_tutorial_does():
+    from tasks.zoo import MODEL_NAMES
+
+    published = {t.model: (t.family, t.layers, t.activation) for t in TUTORIAL_RESULTS}
+    for name in MODEL_NAMES:
+        assert describe_model(name) == published[name]
+    assert describe_model("persistence") == ("baseline", None, "-")
+    assert describe_model("not_a_model") == ("not_a_model", None, "-")
+
+
+def test_corrupt_leaderboard_and_history_name_the_file(tmp_path):
+    from storage.reports import ReportStore
+    from storage.runs import RunStore
+
+    reports = ReportStore(tmp_path / "reports")
+    assert reports.read_leaderboard("r1") is None
+    reports.write_files("r1", {"leaderboard.json": "[{not json"})
+    with pytest.raises(CorruptStoreError, match=r"leaderboard\.json.*cryptoflow report --run r1"):
+        reports.read_leaderboard("r1")
+    runs = RunStore(tmp_path / "runs")
+    md = runs.model("r1", "cnn2_relu")
+    md.path.mkdir(parents=True)
+    md.history_path.write_text("epoch,loss\n1,0.1\n")
+    with pytest.raises(CorruptStoreError, match=r"history\.csv: lacks columns") as err:
+        runs.read_history("r1", "cnn2_relu")
+    assert err.value.path == str(md.history_path)
+    (runs.run_dir("r1") / "run.json").write_text("{broken")
+    with pytest.raises(CorruptStoreError, match=r"run\.json"):
+        runs.read_run("r1")
+
+
+def test_report_reused_only_with_the_same_fingerprint(tmp_path):
+    from storage.reports import ReportStore
+
+    store = ReportStore(tmp_path)
+    store.write_files("r1", {"report.html": "<html></html>\n"})
+    assert store.current_report("r1", "abc") is None  # no stamp yet
+    store.write_stamp("r1", "abc")
+    assert store.current_report("r1", "abc") == tmp_path / "r1" / "report.html"
+    assert store.current_report("r1", "def") is None
