@@ -1,0 +1,1 @@
+"""How the flows run unattended: ``prefect.yaml`` read back, and ``cryptoflow serve``."""

@@ -85,9 +85,10 @@ def optional(kind: Any) -> Any:
 
 
 #: BASE_QUOTE of ASCII letters and digits (refused before any case folding), upper-cased;
-#: the pattern is what the UI's form checks, the validator what names the problem.
+#: the pattern is what the UI's form checks, the validator (run first) what names the problem.
+#: A constraint must come before a BeforeValidator to reach the JSON schema (the form).
 Symbol = Annotated[
-    str, BeforeValidator(validate_symbol), Field(pattern=r"^[A-Za-z0-9]{1,16}_[A-Za-z0-9]{1,16}$")
+    str, Field(pattern=r"^[A-Za-z0-9]{1,16}_[A-Za-z0-9]{1,16}$"), BeforeValidator(validate_symbol)
 ]
 Symbols = Annotated[list[Symbol], Field(min_length=1, max_length=64)]
 IntervalName = Annotated[Interval, BeforeValidator(_fold_upper)]
@@ -118,7 +119,7 @@ Patience = optional(Annotated[int, Field(ge=1, le=10_000)])
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 Repeats = Annotated[int, Field(ge=1, le=1_000)]
 Devices = Annotated[
-    str, BeforeValidator(_fold_lower), Field(pattern=r"^(auto|cpu|gpu(:\d+(,\d+)*)?)$")
+    str, Field(pattern=r"^(auto|cpu|gpu(:\d+(,\d+)*)?)$"), BeforeValidator(_fold_lower)
 ]
 Checkpoints = Annotated[CheckpointMode, BeforeValidator(_fold_lower)]
 #: Where the zoo trains: one local process per model, or a Dask cluster (flows.runners).

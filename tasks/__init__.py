@@ -1,0 +1,1 @@
+"""The units of work: pure functions, each with the thin Prefect ``@task`` that wraps it."""

@@ -1,0 +1,1 @@
+"""One module per ``cryptoflow`` subcommand: ``configure(parser)`` and ``main(args) -> int``."""
