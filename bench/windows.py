@@ -62,60 +62,23 @@ def load_1m(limit: int | None):
 
 # --- cases (each runs in a child process) ---------------------------------------------------------
 def case_tutorial(out: Path, limit: int | None) -> dict:
-    import h5py
-    import numpy as np
-    from sklearn.preprocessing import MinMaxScaler
-
-    class PastSampler:
-        def __init__(self, N, K, sliding_window=True):
-            self.K = K
-            self.N = N
-            self.sliding_window = sliding_window
-
-        def transform(self, A):
-            M = self.N + self.K
-            if self.sliding_window:
-                I = np.arange(M) + np.arange(A.shape[0] - M + 1).reshape(-1, 1)  # noqa: E741
-            else:
-                if A.shape[0] % M == 0:
-                    I = np.arange(M) + np.arange(0, A.shape[0], M).reshape(-1, 1)  # noqa: E741
-                else:
-                    I = np.arange(M) + np.arange(0, A.shape[0] - M, M).reshape(-1, 1)  # noqa: E741
-            B = A[I].reshape(-1, M * A.shape[1], A.shape[2])
-            ci = self.N * A.shape[1]
-            return B[:, :ci], B[:, ci:]
-
+    """The tutorial's script verbatim (tests/support/tutorial.py, the seed oracle)."""
     import pandas as pd
 
     from storage.schema import to_ms
+    from tests.support.tutorial import tutorial_h5
 
     candles = load_5m(limit)  # the tutorial's frame: its column names, unix-second timestamps
     df = pd.DataFrame({"Timestamp": to_ms(candles["open_time"]) // 1000, "Close": candles["close"]})
-    t0 = time.perf_counter()
-    columns = ["Close"]
-    time_stamps = df["Timestamp"]
-    original_df = df.loc[:, columns]
-    df = df.loc[:, columns].copy()
-    scaler = MinMaxScaler()
-    for c in columns:
-        df[c] = scaler.fit_transform(df[c].values.reshape(-1, 1))
-    A = np.array(df)[:, None, :]
-    original_A = np.array(original_df)[:, None, :]
-    time_stamps = np.array(time_stamps)[:, None, None]
-    ps = PastSampler(N, K, sliding_window=True)
-    B, Y = ps.transform(A)
-    input_times, output_times = ps.transform(time_stamps)
-    original_B, original_Y = ps.transform(original_A)
     path = out / "tutorial.h5"
-    with h5py.File(path, "w") as f:
-        f.create_dataset("inputs", data=B)
-        f.create_dataset("outputs", data=Y)
-        f.create_dataset("input_times", data=input_times)
-        f.create_dataset("output_times", data=output_times)
-        f.create_dataset("original_datas", data=np.array(original_df))
-        f.create_dataset("original_inputs", data=original_B)
-        f.create_dataset("original_outputs", data=original_Y)
-    return {"wall_s": time.perf_counter() - t0, "file": str(path), "n_windows": int(B.shape[0])}
+    t0 = time.perf_counter()
+    tutorial_h5(df, path, N, K, sliding=True)
+    wall = time.perf_counter() - t0
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        n_windows = int(f["inputs"].shape[0])
+    return {"wall_s": wall, "file": str(path), "n_windows": n_windows}
 
 
 def _ours(out: Path, candles, interval: str, compress: bool = True, **spec) -> dict:
