@@ -71,7 +71,7 @@ def test_serve_registers_deployments_and_runs_them(tmp_path):
                 http = httpx.Client(base_url=api, timeout=30)
                 deadline = time.monotonic() + 180
                 deps = []
-                while time.monotonic() < deadline and len(deps) < 4:
+                while time.monotonic() < deadline and len(deps) < len(EXPECTED):
                     deps = http.post("/deployments/filter", json={}).json()
                     time.sleep(1)
                 by_name = {d["name"]: d for d in deps}
