@@ -33,6 +33,8 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="cryptoflow-bench-prefect-"))
 
+from storage.schema import to_epoch_ms  # noqa: E402
+
 FILE = "bitfinex-BTCUSD-5m-2015--2017.csv.gz"
 START = "2015-01-01"
 TARGET_RATE = 50_000
@@ -67,18 +69,12 @@ def run_floor(url: str) -> tuple[int, float]:
     with PoloniexClient(url, max_requests_per_second=0) as client:
         began = time.perf_counter()
         now = client.server_time_ms()
-        start = _ms(START)
+        start = to_epoch_ms(START)
         n = sum(
             len(client.fetch_candle_arrays("BTC_USDT", "MINUTE_5", a, b)["open_time"])
             for a, b in page_ranges(start, now, "MINUTE_5")
         )
         return n, time.perf_counter() - began
-
-
-def _ms(text: str) -> int:
-    import pandas as pd
-
-    return int(pd.Timestamp(text, tz="UTC").value // 1_000_000)
 
 
 def _cpu_s(pid: int | None = None) -> float:
@@ -125,7 +121,7 @@ def run_task_per_page(url: str, data_dir: Path, months: int) -> tuple[int, float
         with PoloniexClient(url, max_requests_per_second=0) as client:
             now = client.server_time_ms()
             added = 0
-            for batch in plan_batches(_ms(START), now, "MINUTE_5")[:months]:
+            for batch in plan_batches(to_epoch_ms(START), now, "MINUTE_5")[:months]:
                 pages = [fetch_page(client, a, b) for a, b in batch]
                 added += store.append("BTC_USDT", "MINUTE_5", candles_frame(pages),
                                       server_now_ms=now).added  # fmt: skip
