@@ -18,10 +18,11 @@ from tasks.report.compare import (
     write_comparison_task,
 )
 from tasks.report.files import write_report_task
-from tasks.report.inputs import report_inputs_task, reusable_report_task
+from tasks.report.inputs import report_inputs_task, reusable_report_task, run_kind_task
 from tasks.report.publish import publish_artifacts_task
 from tasks.report.render import render_report_task
 from tasks.report.sweep import load_sweep_task
+from tasks.report.sweep_report import render_sweep_report_task
 
 
 def _flow_run_id() -> str | None:
@@ -33,7 +34,8 @@ def _flow_run_id() -> str | None:
 
 @flow(name="report", log_prints=False, validate_parameters=True)
 def report(run_id: RunId = None, data_dir: DataDir = None) -> str:
-    """Report one run (default: the latest); returns the path of its ``report.html``.
+    """Report one run (default: the latest); returns the path of its ``report.html``. A sweep
+    run gets its own report: its box plots, a row per setting, its dataset and settings.
 
     Args:
         run_id: The training or sweep run to report; empty: the latest run.
@@ -46,6 +48,11 @@ def report(run_id: RunId = None, data_dir: DataDir = None) -> str:
     if existing is not None:
         get_run_logger().info("report of run %s is up to date: %s", run_id, existing)
         return existing
+    if run_kind_task(root, run_id) == "sweep":  # its own box plots, dataset and settings
+        rendered = render_sweep_report_task(root, run_id, flow_run_id)
+        path = write_report_task(root, rendered, fingerprint)["report_html"]
+        get_run_logger().info("report of sweep run %s -> %s", run_id, path)
+        return path
     evaluation = evaluate_run_task(root, run_id)
     sweep = load_sweep_task(root, evaluation.run_id)
     rendered = render_report_task(evaluation, sweep, flow_run_id)

@@ -46,10 +46,10 @@ from storage.windows.store import WindowStore
 from tasks.progress import TerminalProgress
 from tasks.training.sweep import check_sweep_model, sweep_axes, sweep_jobs, sweep_settings
 from tasks.training.task import (
+    accepted_run,
     ensure_gpu_limits,
     free_slots,
     prepare_training,
-    record_run,
     run_id_for,
     sweep_setting_task,
     write_sweep_table,
@@ -101,21 +101,27 @@ def sweep(
     targets, kinds = sweep_axes(targets, kinds)
     settings = sweep_settings(targets, kinds, strengths)
     _, path, slots, layout = prepare_training(
-        model, epochs, batch_size, parallel, devices, data_dir, dataset, symbol, interval
+        model, epochs, batch_size, parallel, devices, data_dir, dataset, symbol, interval,
+        jobs=len(settings),
     )
     store = RunStore(layout.runs)
     run_id = run_id_for(run_id)
-    record_run(store, run_id, {**WindowStore(layout.windows).summary(path), "kind": "sweep",
-                               "dataset_path": str(path), "models": [model], "epochs": epochs,
-                               "repeats": repeats})
-    ensure_gpu_limits(slots)
-    free = free_slots(slots)
-    jobs = sweep_jobs(settings, store.run_dir(run_id) / "sweep", path, model, repeats, epochs,
-                      batch_size, seed)
-    logger.info("sweep %s: %d settings x %d repeats of %s", run_id, len(settings), repeats, model)
-    with TerminalProgress.on_terminal(progress_bar) as bar:
-        futures = [sweep_setting_task.submit(name, job, free, bar) for name, job in jobs.items()]
-        wait(futures)
-    out = write_sweep_table(store, run_id, [f.result() for f in futures], targets, kinds)
+    request = {**WindowStore(layout.windows).summary(path), "kind": "sweep",
+               "dataset_path": str(path), "epochs": epochs, "batch_size": batch_size,
+               "seed": seed, "repeats": repeats, "targets": targets, "kinds": kinds,
+               "strengths": sorted({s for _, _, s in settings}),
+               "devices": [s.name for s in slots]}
+    with accepted_run(store, run_id, request, [model]):
+        ensure_gpu_limits(slots)
+        free = free_slots(slots)
+        jobs = sweep_jobs(settings, store.run_dir(run_id) / "sweep", path, model, repeats,
+                          epochs, batch_size, seed)
+        logger.info("sweep %s: %d settings x %d repeats of %s", run_id, len(settings), repeats,
+                    model)
+        with TerminalProgress.on_terminal(progress_bar) as bar:
+            futures = [sweep_setting_task.submit(name, job, free, bar)
+                       for name, job in jobs.items()]
+            wait(futures)
+        out = write_sweep_table(store, run_id, [f.result() for f in futures], targets, kinds)
     logger.info("sweep table: %s", out)
     return out

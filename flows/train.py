@@ -42,12 +42,12 @@ from storage.runs import RunStore
 from storage.windows.store import WindowStore
 from tasks.progress import TerminalProgress
 from tasks.training.task import (
+    accepted_run,
     ensure_gpu_limits,
     finish_training,
     flow_run_id,
     free_slots,
     prepare_training,
-    record_run,
     run_id_for,
     training_task_for,
 )
@@ -100,28 +100,30 @@ def train(
     )
     store = RunStore(layout.runs)
     run_id = run_id_for(run_id)
-    record_run(store, run_id, {
-        **WindowStore(layout.windows).summary(path), "dataset_path": str(path), "epochs": epochs,
-        "batch_size": batch_size, "seed": seed, "devices": [s.name for s in slots],
-        "flow_run_id": flow_run_id(),
-    }, add_models=names)
+    request = {**WindowStore(layout.windows).summary(path), "dataset_path": str(path),
+               "epochs": epochs, "batch_size": batch_size, "seed": seed,
+               "checkpoints": checkpoints.value, "devices": [s.name for s in slots],
+               "flow_run_id": flow_run_id()}
     job_options = {"epochs": epochs, "batch_size": batch_size, "seed": seed,
                    "patience": patience, "checkpoints": checkpoints.value}
     run_dirs = {name: str(store.model_dir(run_id, name)) for name in names}
-    if use_dask:
-        results = train_zoo_on_dask(run_id, names, str(path), run_dirs, job_options, slots,
-                                    dask_address)
+    # Checked before anything is written; the run folder stays locked until training ends.
+    with accepted_run(store, run_id, request, names):
+        if use_dask:
+            results = train_zoo_on_dask(run_id, names, str(path), run_dirs, job_options, slots,
+                                        dask_address)
+            return finish_training(run_id, names, results)
+        ensure_gpu_limits(slots)
+        logger.info("run %s: %d model(s) on %s", run_id, len(names),
+                    ", ".join(s.name for s in slots))
+        free = free_slots(slots)
+        with TerminalProgress.on_terminal(progress_bar) as bar:
+            futures = [
+                training_task_for(run_dirs[name]).submit(
+                    name, str(path), run_dirs[name], job_options, free, bar
+                )
+                for name in names
+            ]
+            wait(futures)
+        results = [f.result(raise_on_failure=False) for f in futures]
         return finish_training(run_id, names, results)
-    ensure_gpu_limits(slots)
-    logger.info("run %s: %d model(s) on %s", run_id, len(names), ", ".join(s.name for s in slots))
-    free = free_slots(slots)
-    with TerminalProgress.on_terminal(progress_bar) as bar:
-        futures = [
-            training_task_for(run_dirs[name]).submit(
-                name, str(path), run_dirs[name], job_options, free, bar
-            )
-            for name in names
-        ]
-        wait(futures)
-    results = [f.result(raise_on_failure=False) for f in futures]
-    return finish_training(run_id, names, results)

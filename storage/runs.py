@@ -17,13 +17,14 @@ are leftovers of a crash; :meth:`ModelDir.discard_unrecorded` removes them befor
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import json
 import math
 import os
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +43,12 @@ REBUILD_RUN = "cryptoflow train --run-id <run-id>"
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _CHECKPOINT_RE = re.compile(r"^epoch-(?P<epoch>\d{3,})-(?P<val_loss>[^/]+)\.keras$")
 _PARTIAL_MARK = ".partial-"
+#: The lock file of a run folder (held by the flow run that trains into it).
+LOCK_FILE = ".lock"
+
+
+class RunBusyError(BadInputError):
+    """Another flow run is training into this run folder (refused at once, nothing written)."""
 
 
 def validate_name(value: str, what: str = "run id") -> str:
@@ -296,14 +303,53 @@ class RunStore:
             return []
         return sorted(p.parent.name for p in d.glob("*/spec.json"))
 
-    def sweep_tables(self, run_id: str) -> list[Path]:
-        """CSV tables a report may draw a sweep from, in order of preference: the run's own
-        (``runs/<run-id>/*.csv``, ``sweep*/*.csv``), then every run's ``sweep*.csv``, newest
-        run id first."""
+    def sweep_tables(self, run_id: str) -> list[tuple[str, Path]]:
+        """(run id, CSV) of the tables a report may draw a sweep from, in order of preference:
+        the run's own (``runs/<run-id>/*.csv``, ``sweep*/*.csv``), then the ``sweep*.csv`` of
+        other runs made on the same window file (same ``dataset_id`` in ``run.json``), newest
+        first. A sweep on another market or window file is never offered."""
         run_dir = self.run_dir(run_id)
         own = sorted([*run_dir.glob("*.csv"), *run_dir.glob("sweep*/*.csv")])
-        others = sorted(self.root.glob("*/sweep*.csv"), key=lambda p: p.parent.name, reverse=True)
-        return [*own, *others]
+        found = [(run_id, p) for p in own]
+        dataset_id = (self.read_run(run_id) or {}).get("dataset_id")
+        if not dataset_id:
+            return found
+        for other in reversed(self.runs()):
+            if other != run_id and (self.read_run(other) or {}).get("dataset_id") == dataset_id:
+                found += [(other, p) for p in sorted(self.run_dir(other).glob("sweep*.csv"))]
+        return found
+
+    @contextlib.contextmanager
+    def lock(self, run_id: str) -> Iterator[Path]:
+        """Hold the run folder's exclusive lock (``flock`` on ``<run>/.lock``, released when the
+        holder exits or dies); :class:`RunBusyError` at once when another holds it."""
+        path = self.run_dir(run_id) / LOCK_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RunBusyError(
+                    f"run {run_id!r} is being trained by another flow run (lock {path}); "
+                    "wait for it to finish or use another run id"
+                ) from None
+            yield path
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
+    def started(self, run_id: str) -> bool:
+        """Whether the run has produced anything to report: a recorded epoch (a history row),
+        a ``result.json`` or a sweep table."""
+        d = self.run_dir(run_id)
+        if (d / "sweep.csv").is_file() or any(d.glob("*/result.json")):
+            return True
+        for history in d.glob("*/history.csv"):
+            with contextlib.suppress(OSError), history.open("rb") as fh:
+                fh.readline()  # the header
+                if fh.readline().strip():
+                    return True
+        return False
 
     def runs(self) -> list[str]:
         """Run ids with a ``run.json``, oldest first (by the recorded ``created`` time)."""
@@ -316,6 +362,6 @@ class RunStore:
         return [run_id for _, run_id in sorted(found)]
 
     def latest_run(self) -> str | None:
-        """The most recently created run id, or None."""
-        runs = self.runs()
-        return runs[-1] if runs else None
+        """The most recently created run that has :meth:`started` (so a train that failed
+        before its first epoch is never "latest"), or None."""
+        return next((r for r in reversed(self.runs()) if self.started(r)), None)

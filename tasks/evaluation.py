@@ -28,12 +28,14 @@ from tasks.metrics import ForecastMetrics, forecast_metrics, inverse_target, tar
 from tasks.selection import (
     EpochChoice,
     ModelStatus,
-    checkpoint_for_epoch,
     choose_best_epoch,
     choose_champion,
+    load_best_checkpoint,
     load_checkpoint,
 )
 
+logger = logging.getLogger(__name__)
+NO_CHECKPOINT = ModelStatus.NO_CHECKPOINT.value
 PREDICT_BATCH = 2048
 #: Evaluation windows kept for the actual-vs-predicted figure (its "last part").
 FIGURE_TAIL_WINDOWS = 2048
@@ -59,6 +61,7 @@ class EntryScore:
     checkpoint: str | None = None
     validation: ForecastMetrics | None = None
     evaluation: ForecastMetrics | None = None
+    skipped: list[str] = field(default_factory=list)  # checkpoints passed over (did not load)
 
 
 @dataclass
@@ -100,6 +103,12 @@ def resolve_run(store: RunStore, run_id: str | None) -> str:
     if run_id is None or run_id == "":
         latest = store.latest_run()
         if latest is None:
+            unstarted = store.runs()
+            if unstarted:
+                raise BadInputError(
+                    f"no run under {store.root} has recorded an epoch yet (newest: "
+                    f"{unstarted[-1]}); train the zoo first or name a run"
+                )
             raise BadInputError(f"no training runs under {store.root}; train the zoo first")
         return latest
     validate_name(run_id, "run id")
@@ -241,11 +250,18 @@ def evaluate_run(data_dir: str | Path | None, run_id: str | None = None) -> RunE
         e = EntryScore(m, EntryKind.MODEL, c.status.value, c.best_epoch, c.n_epochs, c.val_loss)
         if c.eligible and c.best_epoch is not None:
             md = store.model(run_id, m)
-            path = checkpoint_for_epoch(md.checkpoints(), c.best_epoch, md.checkpoint_dir)
-            checkpoints[m] = path
-            e.checkpoint = str(path)
-            val_predictions[m] = predict_target(load_checkpoint(path), val.x, target, horizon)
-            e.validation = score(val, val_predictions[m])
+            loaded = load_best_checkpoint(c, histories[m], md.checkpoints(), md.checkpoint_dir)
+            e.skipped = list(loaded.skipped)
+            for line in loaded.skipped:
+                logger.warning("%s: checkpoint skipped, %s", m, line)
+            if loaded.epoch is None:
+                e.status, e.best_epoch, e.history_val_loss = NO_CHECKPOINT, None, None
+            else:
+                e.best_epoch, e.history_val_loss = loaded.epoch, loaded.val_loss
+                checkpoints[m] = loaded.path
+                e.checkpoint = str(loaded.path)
+                val_predictions[m] = predict_target(loaded.model, val.x, target, horizon)
+                e.validation = score(val, val_predictions[m])
         entries.append(e)
     for b in Baseline:
         e = EntryScore(b.value, EntryKind.BASELINE, ModelStatus.OK.value)

@@ -2,13 +2,15 @@
 
 Per model: the best epoch is the argmin of ``val_loss`` in its own history (ties: the earliest).
 A model with any NaN or infinite loss is *diverged*: listed, never chosen. The checkpoint of the
-chosen epoch is found by its epoch number and loaded with Keras' safe mode.
+chosen epoch is found by its epoch number and loaded with Keras' safe mode; when it is missing or
+does not load (a truncated file), the next best recorded epoch whose checkpoint loads is used and
+the skipped files are named (:func:`load_best_checkpoint`).
 """
 
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -27,6 +29,7 @@ class ModelStatus(StrEnum):
     OK = "ok"
     DIVERGED = "diverged"
     NO_HISTORY = "no_history"
+    NO_CHECKPOINT = "no_checkpoint"  # no recorded epoch's checkpoint loads: listed, not scored
 
 
 class CheckpointMissingError(FileNotFoundError):
@@ -118,6 +121,48 @@ def load_checkpoint(path: Path) -> Any:
     import keras
 
     return keras.saving.load_model(path, compile=False, safe_mode=True)
+
+
+@dataclass(frozen=True)
+class LoadedCheckpoint:
+    """The checkpoint selection settled on (``epoch`` None when none loads), the loaded
+    network, and one line per checkpoint skipped on the way (missing or unloadable)."""
+
+    epoch: int | None
+    path: Path | None
+    val_loss: float | None
+    model: Any
+    skipped: tuple[str, ...]
+
+
+def load_best_checkpoint(
+    choice: EpochChoice,
+    history: pd.DataFrame,
+    checkpoints: Mapping[int, Path],
+    checkpoint_dir: Path,
+    loader: Callable[[Path], Any] | None = None,
+) -> LoadedCheckpoint:
+    """Load the chosen epoch's checkpoint, else the best other recorded epoch's (by
+    ``val_loss``, ties: earliest) that loads; each one missing or failing to load is skipped
+    and named. ``loader`` defaults to :func:`load_checkpoint`."""
+    loader = loader or load_checkpoint
+    ranked = validate_history(history).sort_values(["val_loss", "epoch"], kind="stable")
+    skipped: list[str] = []
+    for row in ranked.itertuples(index=False):
+        epoch = int(row.epoch)
+        if epoch != choice.best_epoch and epoch not in checkpoints:
+            continue  # not kept (``--checkpoints best``): nothing to skip
+        path = checkpoints.get(epoch)
+        try:
+            path = checkpoint_for_epoch(checkpoints, epoch, checkpoint_dir)
+            net = loader(path)
+        except CorruptStoreError as exc:
+            skipped.append(f"epoch {epoch} {path}: {exc.problem}")
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            skipped.append(f"epoch {epoch} {path or checkpoint_dir}: {exc}")
+        else:
+            return LoadedCheckpoint(epoch, path, float(row.val_loss), net, tuple(skipped))
+    return LoadedCheckpoint(None, None, None, None, tuple(skipped))
 
 
 def choose_champion(candidates: Mapping[str, float]) -> str | None:

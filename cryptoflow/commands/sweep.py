@@ -19,9 +19,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run the sweep flow; print the path of its ``sweep.csv``."""
+    """Run the sweep flow; print its run id (for ``cryptoflow report --run``) and ``sweep.csv``."""
+    from pathlib import Path
+
     from flows.sweep import sweep
 
     params = validated(sweep, given(args) | {"progress_bar": sys.stderr.isatty()})
-    print(json.dumps({"sweep_csv": sweep(**params)}))
+    table = sweep(**params)
+    print(json.dumps({"run_id": Path(table).parent.name, "sweep_csv": table}))
     return 0

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 #: Columns shown as losses (scaled MSE), as skill, as a share, as MAPE.
-_LOSS_KEYS = frozenset({"val_loss", "history_val_loss", "test_mse_scaled"})
+_LOSS_KEYS = frozenset({"val_loss", "history_val_loss", "test_mse_scaled", "median_val_mse_scaled"})
 _SKILL_KEYS = frozenset({"skill", "val_skill"})
 
 

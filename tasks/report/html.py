@@ -105,6 +105,21 @@ def _summary(meta: Mapping[str, Any], champion: Mapping[str, Any] | None) -> lis
     return parts
 
 
+def _skipped_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """A note per model whose chosen checkpoint did not load (selection fell back)."""
+    notes = []
+    for r in rows:
+        skipped = r.get("skipped_checkpoints") or []
+        if skipped:
+            used = (f"used epoch {r.get('best_epoch')}" if r.get("best_epoch") is not None
+                    else "no checkpoint loads: not scored")
+            items = "".join(f"<li>{html.escape(line)}</li>" for line in skipped)
+            notes.append(f'<div class="note"><b>{html.escape(str(r["model"]))}</b>: '
+                         f"checkpoints skipped (did not load), {html.escape(used)}:"
+                         f"<ul>{items}</ul></div>")
+    return notes
+
+
 def render_report_html(
     meta: Mapping[str, Any],
     rows: Sequence[Mapping[str, Any]],
@@ -118,6 +133,7 @@ def render_report_html(
     parts = page_head(f"cryptoflow report {meta.get('run_id')}")
     parts += _summary(meta, champion)
     parts.append(html_table(rows, TABLE_KEYS, LEADERBOARD_COLUMNS))
+    parts += _skipped_notes(rows)
     parts.append("<h2>Figures</h2>")
     for name, png in figures.items():
         parts.append(
@@ -136,3 +152,38 @@ def _meta_table(meta: Mapping[str, Any]) -> str:
         text = json.dumps(value) if isinstance(value, list | dict) else str(value)
         rows.append(f"<tr><th>{html.escape(key)}</th><td>{html.escape(text)}</td></tr>")
     return '<table class="meta">' + "".join(rows) + "</table>"
+
+
+def render_sweep_html(
+    meta: Mapping[str, Any],
+    rows: Sequence[Mapping[str, Any]],
+    figures: Mapping[str, bytes],
+    columns: Mapping[str, str],
+    captions: Mapping[str, str] | None = None,
+) -> str:
+    """A sweep run's self-contained page: its dataset and settings, a row per setting, the
+    box plots embedded as base64 PNG, the run's metadata."""
+    esc = html.escape
+    captions = captions or {}
+    parts = page_head(f"cryptoflow sweep report {meta.get('run_id')}")
+    parts += [
+        f"<h1>Regularization sweep: run {esc(str(meta.get('run_id')))}</h1>",
+        f'<p class="sub">{esc(str(meta.get("symbol") or ""))} '
+        f"{esc(str(meta.get('interval') or ''))} · window file {esc(str(meta.get('dataset_id')))}"
+        f" · protocol <b>{esc(str(meta.get('protocol')))}</b> · {esc(str(meta.get('past')))} "
+        f"candles in → {esc(str(meta.get('future')))} out · base model "
+        f"<b>{esc(str(meta.get('model')))}</b> · {esc(str(meta.get('repeats')))} repeats of "
+        f"{esc(str(meta.get('epochs')))} epochs, batch {esc(str(meta.get('batch_size')))} · "
+        f"generated {esc(str(meta.get('generated') or ''))}</p>",
+        '<h2>Settings</h2><p class="sub">Validation MSE of the target over the repeats of each '
+        "setting (repeat r uses seed + r in every setting), best median first.</p>",
+        html_table(rows, list(columns), columns),
+        "<h2>Figures</h2>",
+    ]
+    for name, png in figures.items():
+        parts.append(
+            f'<figure><img alt="{esc(name)}" src="{png_data_uri(png)}">'
+            f"<figcaption>{esc(captions.get(name, name))}</figcaption></figure>"
+        )
+    parts += ["<h2>Run metadata</h2>", _meta_table(meta), "</body></html>"]
+    return "\n".join(parts) + "\n"

@@ -14,7 +14,7 @@ from storage.version import DATA_FORMAT_VERSION
 from tasks.evaluation import resolve_run
 
 #: Bump when the report's content changes for the same run (figures, columns, metrics).
-REPORT_VERSION = "1"
+REPORT_VERSION = "2"
 #: The run-store files a report is made of, relative to the run folder.
 REPORT_INPUT_PATTERNS: tuple[str, ...] = (
     "*/spec.json",
@@ -26,8 +26,8 @@ REPORT_INPUT_PATTERNS: tuple[str, ...] = (
 
 
 def report_fingerprint(store: RunStore, run_id: str) -> str:
-    """SHA-256 of each model's spec, history and result, any sweep CSV, the dataset id and
-    the report and data format versions."""
+    """SHA-256 of each model's spec, history and result, any sweep CSV (its own, or another
+    run's on the same window file), the dataset id and the report and data format versions."""
     info = store.read_run(run_id) or {}
     digest = hashlib.sha256()
     digest.update(f"{REPORT_VERSION}/{DATA_FORMAT_VERSION}/{info.get('dataset_id')}".encode())
@@ -35,6 +35,9 @@ def report_fingerprint(store: RunStore, run_id: str) -> str:
     files = sorted(p for pattern in REPORT_INPUT_PATTERNS for p in run_dir.glob(pattern))
     for path in files:
         digest.update(str(path.relative_to(run_dir)).encode() + b"\0" + path.read_bytes())
+    for source, path in store.sweep_tables(run_id):  # sweeps on its window file, by others
+        if source != run_id:
+            digest.update(f"{source}/{path.name}".encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 
@@ -44,6 +47,17 @@ def report_inputs_task(data_dir: str, run_id: str | None) -> tuple[str, str]:
     store = RunStore(DataLayout.at(data_dir).runs)
     run_id = resolve_run(store, run_id)
     return run_id, report_fingerprint(store, run_id)
+
+
+def run_kind(store: RunStore, run_id: str) -> str:
+    """``sweep`` for a regularization sweep's run, else ``train`` (its ``run.json`` says)."""
+    return str((store.read_run(run_id) or {}).get("kind") or "train")
+
+
+@task(name="run-kind", cache_policy=NO_CACHE)
+def run_kind_task(data_dir: str, run_id: str) -> str:
+    """Whether the run to report is a training run (``train``) or a sweep (``sweep``)."""
+    return run_kind(RunStore(DataLayout.at(data_dir).runs), run_id)
 
 
 @task(name="reuse-report", cache_policy=NO_CACHE)

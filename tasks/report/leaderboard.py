@@ -88,6 +88,7 @@ def _row(e: EntryScore, champion: str | None) -> dict[str, Any]:
         "skill": num(t.skill) if t else None,
         "rmse_by_step": [num(math.sqrt(x)) for x in t.mse_by_step] if t else None,
         "checkpoint": e.checkpoint,
+        "skipped_checkpoints": list(e.skipped),
     }
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -13,6 +12,7 @@ from tasks.evaluation import RunEvaluation
 from tasks.report.html import render_report_html
 from tasks.report.leaderboard import leaderboard_rows
 from tasks.report.plots import FIGURE_CAPTIONS, report_figures
+from tasks.report.sweep import SweepTable
 
 CHAMPION_RULE = (
     "lowest validation loss (scaled MSE of the target on the validation "
@@ -34,13 +34,21 @@ def report_meta(evaluation: RunEvaluation, flow_run_id: str | None) -> dict[str,
 
 
 def render_report(
-    evaluation: RunEvaluation, sweep: pd.DataFrame | None, flow_run_id: str | None
+    evaluation: RunEvaluation, sweep: SweepTable | None, flow_run_id: str | None
 ) -> dict[str, Any]:
-    """``{"rows", "meta", "figures", "html", "small"}`` of one evaluated run."""
+    """``{"rows", "meta", "figures", "html", "small"}`` of one evaluated run; ``sweep``: the
+    regularization sweep made on its window file, drawn and named (run and table)."""
     rows = leaderboard_rows(evaluation)
     meta = report_meta(evaluation, flow_run_id)
-    figures = report_figures(evaluation, rows, sweep)
-    html_text = render_report_html(meta, rows, figures, FIGURE_CAPTIONS)
+    captions = dict(FIGURE_CAPTIONS)
+    if sweep is not None:
+        meta["sweep_run"], meta["sweep_table"] = sweep.run_id, str(sweep.path)
+        captions["regularization"] = (
+            f"Regularization sweep of run {sweep.run_id}, made on this run's window file "
+            f"({meta.get('dataset_id')}): validation error over repeats per setting."
+        )
+    figures = report_figures(evaluation, rows, None if sweep is None else sweep.table)
+    html_text = render_report_html(meta, rows, figures, captions)
     small = report_figures(evaluation, rows, None, dpi=SMALL_DPI)
     return {"rows": rows, "meta": meta, "figures": figures, "html": html_text, "small": small}
 

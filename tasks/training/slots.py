@@ -44,11 +44,14 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def plan_slots(devices: str, parallel: int | None, cores: int, gpus: list[str]) -> list[Slot]:
+def plan_slots(devices: str, parallel: int | None, cores: int, gpus: list[str],
+               jobs: int | None = None) -> list[Slot]:
     """Worker slots for ``devices`` = ``auto`` | ``cpu`` | ``gpu:0,1``.
 
-    GPUs: one slot per GPU (one model per GPU at a time). CPU: ``parallel`` slots sharing the
-    cores, ``cores // parallel`` threads each.
+    GPUs: one slot per GPU (one model per GPU at a time), at most ``parallel``. CPU:
+    ``parallel`` slots sharing the cores, ``cores // n`` threads each, but never more slots than
+    cores (see :func:`parallel_note`). Never more slots than ``jobs`` (when given), so the
+    slots are the devices a request really uses.
     """
     text = (devices or DEFAULT_DEVICES).strip().lower()
     if parallel is not None and parallel < 1:
@@ -56,7 +59,7 @@ def plan_slots(devices: str, parallel: int | None, cores: int, gpus: list[str]) 
     if text == DEFAULT_DEVICES:
         text = "gpu:" + ",".join(gpus) if gpus else "cpu"
     if text == "cpu":
-        n = parallel or 1
+        n = max(1, min(parallel or 1, cores, jobs or cores))
         threads = max(1, cores // n)
         return [Slot(f"cpu-{i}", "", threads, False) for i in range(n)]
     if text.startswith("gpu:") or text.startswith("gpu"):
@@ -73,6 +76,16 @@ def plan_slots(devices: str, parallel: int | None, cores: int, gpus: list[str]) 
         ids = list(dict.fromkeys(ids))
         if parallel is not None:
             ids = ids[: max(1, parallel)]
+        if jobs:
+            ids = ids[: max(1, jobs)]
         threads = max(1, cores // len(ids))
         return [Slot(f"gpu-{d}", d, threads, True) for d in ids]
     raise BadInputError(f"bad --devices {devices!r}: use auto, cpu or gpu:0,1")
+
+
+def parallel_note(parallel: int | None, cores: int, slots: list[Slot]) -> str | None:
+    """The warning for a CPU request of more models at once than there are cores (clamped)."""
+    if slots and not slots[0].gpu and parallel is not None and parallel > cores:
+        return (f"parallel {parallel} exceeds the {cores} CPU core(s) this process may use: "
+                f"training at most {cores} at once")
+    return None

@@ -9,9 +9,12 @@ flow runs on one machine from sharing a GPU.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import queue
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +23,14 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
 from storage.atomic import atomic_write_text
+from storage.errors import BadInputError
 from storage.layout import DataLayout
 from storage.runs import ModelDir, RunStore, new_run_id, validate_name
 from storage.version import DATA_FORMAT_VERSION
 from storage.windows.store import WindowStore
 from tasks.progress import TerminalProgress
 from tasks.training.loop import TrainOptions
-from tasks.training.slots import Slot, available_cores, detect_gpus, plan_slots
+from tasks.training.slots import Slot, available_cores, detect_gpus, parallel_note, plan_slots
 from tasks.training.sweep import render_csv, tidy_rows
 from tasks.training.worker import run_worker, train_job
 
@@ -45,22 +49,30 @@ def retry_unless_bad_input(task: Any, task_run: Any, state: Any) -> bool:
 
 
 def plan_training(models: list[str] | str, epochs: int, batch_size: int, parallel: int | None,
-                  devices: str) -> tuple[list[str], list[Slot]]:
-    """Check a training request's models, options and devices; its model names and slots."""
+                  devices: str, jobs: int | None = None) -> tuple[list[str], list[Slot]]:
+    """Check a training request's models, options and devices; its model names and slots (no
+    more than ``jobs``, default one per model; on CPU no more than the cores, with a warning)."""
     from tasks.zoo import parse_models
 
     names = parse_models(models if isinstance(models, str) else ",".join(models))
     TrainOptions(epochs=epochs, batch_size=batch_size)
-    return names, plan_slots(devices, parallel, available_cores(), detect_gpus())
+    cores = available_cores()
+    slots = plan_slots(devices, parallel, cores, detect_gpus(), jobs or len(names))
+    note = parallel_note(parallel, cores, slots)
+    if note:
+        logging.getLogger(__name__).warning(note)
+    return names, slots
 
 
 def prepare_training(
     models: list[str] | str, epochs: int, batch_size: int, parallel: int | None, devices: str,
     data_dir: str | None, dataset: str | None, symbol: str | None, interval: str | None,
+    jobs: int | None = None,
 ) -> tuple[list[str], Path, list[Slot], DataLayout]:
     """Validate a training request completely before anything is written: its model names,
-    the window file, the slots and the data layout."""
-    names, slots = plan_training(models, epochs, batch_size, parallel, devices)
+    the window file, the slots (``jobs``: worker jobs to run, default one per model) and the
+    data layout."""
+    names, slots = plan_training(models, epochs, batch_size, parallel, devices, jobs)
     layout = DataLayout.at(data_dir)
     path = WindowStore(layout.windows).locate(dataset, symbol, interval)
     return names, path, slots, layout
@@ -88,6 +100,58 @@ def ensure_gpu_limits(slots: list[Slot]) -> None:
 def run_id_for(run_id: str | None) -> str:
     """The run to continue (a checked name), or a new run id."""
     return validate_name(run_id, "run id") if run_id else new_run_id()
+
+
+#: What makes a run's training what it is: a later request on the same run id must agree.
+RUN_IDENTITY: tuple[str, ...] = ("kind", "dataset_id", "batch_size", "seed", "checkpoints")
+#: The same facts as each model's ``spec.json`` records them (the worker's own resume check).
+MODEL_IDENTITY: tuple[str, ...] = ("dataset_id", "batch_size", "seed", "checkpoints")
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any], keys: tuple[str, ...]
+                 ) -> dict[str, str]:
+    """Key -> "key old != new" for each of ``keys`` both records hold with other values."""
+    return {k: f"{k} {old[k]!r} != {new[k]!r}" for k in keys
+            if k in old and k in new and old[k] != new[k]}
+
+
+def check_run_request(store: RunStore, run_id: str, fields: dict[str, Any],
+                      models: list[str]) -> None:
+    """``BadInputError`` when ``run_id`` already holds a different training: another kind of
+    run, window file, batch size, seed or checkpoint mode (in ``run.json`` or a requested
+    model's ``spec.json``), or, for a sweep, another base model. Reads only."""
+    info = store.read_run(run_id)
+    if info is None:
+        return
+    new = {"kind": "train", **fields}
+    diff = _differences({"kind": "train", **info}, new, RUN_IDENTITY)
+    if new["kind"] == "sweep" and sorted(info.get("models", [])) != sorted(models):
+        diff["models"] = f"models {info.get('models')!r} != {models!r}"
+    for name in models if new["kind"] == "train" else []:
+        spec = store.read_spec(run_id, name) or {}
+        for key, text in _differences(spec, new, MODEL_IDENTITY).items():
+            diff.setdefault(key, f"{name} {text}")
+    if diff:
+        raise BadInputError(
+            f"run {run_id!r} already holds a different training ({'; '.join(diff.values())}); "
+            "use a new run id, or repeat the run's own settings to continue it"
+        )
+
+
+@contextlib.contextmanager
+def accepted_run(store: RunStore, run_id: str, fields: dict[str, Any],
+                 models: list[str]) -> Iterator[str]:
+    """Accept a training request on ``run_id``, then hold the run folder's lock while the
+    caller trains: checked before anything is written, locked (``RunBusyError`` when another
+    flow run holds it), checked again under the lock, and only then recorded in ``run.json``
+    (``models`` joining those recorded so far for a train, replacing them for a sweep)."""
+    check_run_request(store, run_id, fields, models)
+    with store.lock(run_id):
+        check_run_request(store, run_id, fields, models)
+        sweep = fields.get("kind") == "sweep"
+        record_run(store, run_id, {**fields, "models": models} if sweep else fields,
+                   add_models=None if sweep else models)
+        yield run_id
 
 
 def record_run(store: RunStore, run_id: str, fields: dict[str, Any],

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from storage.errors import BadInputError
 from storage.schema import Interval
 from storage.windows.format import SPLIT_CODES, WindowArrays
 from tasks.scaling import Scaler, ScalerKind
@@ -53,8 +54,29 @@ def plan_windows(candles: pd.DataFrame, interval: str | Interval, spec: WindowSp
     values, times = feature_matrix(candles, spec.features, interval.ms if spec.drop_gaps else None)
     check_length(values.shape[0], spec)
     if spec.protocol is Protocol.SEED:
-        return _plan_seed(values, times, spec)
-    return _plan_honest(values, times, interval, spec)
+        plan = _plan_seed(values, times, spec)
+    else:
+        plan = _plan_honest(values, times, interval, spec)
+    check_every_split_has_windows(plan)
+    return plan
+
+
+def check_every_split_has_windows(plan: WindowPlan) -> None:
+    """``BadInputError`` naming stride and splits when a split would hold no window: the
+    validation split (it chooses the epochs), and under ``honest`` train and test too. (``seed``
+    keeps the tutorial's 80/20 rule even for a single window, which lands in validation.)"""
+    spec, counts = plan.spec, plan.counts
+    needed = ("validation",) if spec.protocol is Protocol.SEED else tuple(SPLIT_CODES)
+    empty = [name for name in needed if counts.get(f"n_{name}", 0) == 0]
+    if not empty:
+        return
+    have = ", ".join(f"{name} {counts.get(f'n_{name}', 0)}" for name in needed)
+    gaps = f", {counts['dropped_gaps']} dropped for gaps" if counts.get("dropped_gaps") else ""
+    raise BadInputError(
+        f"stride {spec.stride} with splits {list(spec.splits)} leaves 0 {' and 0 '.join(empty)} "
+        f"windows ({have}{gaps}) from {counts['n_rows']} candles of {spec.window_length} each; "
+        "use a smaller stride, larger splits or more candles"
+    )
 
 
 def _plan_seed(values: np.ndarray, times: np.ndarray, spec: WindowSpec) -> WindowPlan:

@@ -138,3 +138,21 @@ def test_cli_bad_input_is_one_line(prefect_api, store_dir, capsys):
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "future" in err[0]
+
+
+def test_stride_leaving_no_validation_window_is_refused_before_writing(
+    prefect_api, store_dir, capsys
+):
+    """Issue 15 item 8: a stride that leaves a split without a window is bad input (exit 2,
+    one line naming stride and splits), not an exit 0 with a useless file."""
+    argv = ["prepare", "--symbol", "BTC_USDT", "--interval", "MINUTE_5", "--past", "32",
+            "--future", "8", "--stride", "3000", "--data-dir", str(store_dir)]
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0]
+    assert "stride 3000" in err[0] and "splits" in err[0] and "0 validation" in err[0]
+    windows = DataLayout.at(store_dir).windows
+    assert not windows.exists() or not any(windows.iterdir())
+    with pytest.raises(ValueError, match="stride 3000"):
+        prepare("BTC_USDT", "MINUTE_5", past=32, future=8, stride=3000, data_dir=str(store_dir))
+    assert not windows.exists() or not any(windows.iterdir())

@@ -42,6 +42,19 @@ def test_plan_slots():
         plan_slots("gpu:0", None, 2, [])
 
 
+def test_parallel_beyond_the_cores_is_clamped_with_a_warning():
+    """Issue 15 minor: ``parallel`` 999 on 2 cores gave 999 slots, recorded as 999 devices."""
+    from tasks.training.slots import parallel_note
+
+    slots = plan_slots("cpu", 999, 2, [])
+    assert slots == [Slot("cpu-0", "", 1, False), Slot("cpu-1", "", 1, False)]
+    assert "parallel 999 exceeds the 2 CPU core(s)" in parallel_note(999, 2, slots)
+    assert parallel_note(2, 2, slots) is None
+    # never more slots than jobs: one model uses one slot, with every core's threads
+    assert plan_slots("cpu", 4, 8, [], jobs=1) == [Slot("cpu-0", "", 8, False)]
+    assert [s.name for s in plan_slots("auto", None, 16, ["0", "1"], jobs=1)] == ["gpu-0"]
+
+
 @pytest.mark.slow
 def test_gpu_slot_holds_the_prefect_concurrency_limit(prefect_api, tmp_path, windows):
     """A GPU slot trains under the global limit cryptoflow-gpu-<id> (limit 1), then frees it.

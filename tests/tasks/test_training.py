@@ -202,5 +202,9 @@ def test_run_store_history_and_checkpoints(tmp_path):
         store.model_dir("../etc", "cnn2_relu")
     store.write_run("20260101T000000Z-aaaaaa", {"created": "2026-01-01T00:00:00+00:00"})
     store.write_run("b-older-name", {"created": "2026-02-01T00:00:00+00:00"})
-    assert store.latest_run() == "b-older-name"
+    store.model("b-older-name", "cnn2_relu").append_history(1, 0.5, 0.25, 1.0)
+    assert store.latest_run() == "b-older-name"  # by "created", never by name or file time
+    # a run that never recorded an epoch (a failed start) is never the latest
+    store.write_run("c-failed-start", {"created": "2026-03-01T00:00:00+00:00"})
+    assert store.runs()[-1] == "c-failed-start" and store.latest_run() == "b-older-name"
     assert store.models("20260101T000000Z-aaaaaa") == []
