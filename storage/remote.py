@@ -41,10 +41,13 @@ from pathlib import Path
 from typing import Any
 
 from storage.atomic import atomic_path, atomic_write_text
+from storage.errors import BadInputError
 
 MANIFEST = ".remote-manifest.json"
 #: Protocols whose object writes are atomic (a PUT or a completed multipart upload).
 ATOMIC_PUT = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "memory"}
+#: URL schemes a data directory may have: the mirror can write there (``file`` is local).
+WRITABLE_SCHEMES = ATOMIC_PUT | {"file", "sftp", "ssh"}
 #: Bytes per multipart part and per streamed chunk (S3's minimum part size is 5 MiB).
 CHUNK = 8 * 1024 * 1024
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
@@ -56,6 +59,31 @@ def is_remote(data_dir: str | os.PathLike[str] | None) -> bool:
     """Whether ``data_dir`` is an fsspec URL other than a plain local path / ``file://``."""
     text = os.fspath(data_dir) if data_dir is not None else ""
     return bool(_URL.match(text)) and not text.lower().startswith("file://")
+
+
+def check_data_dir(data_dir: str, name: str = "data_dir") -> str:
+    """``data_dir`` unchanged if it is a local path or a URL the mirror can write to; else
+    ``BadInputError`` naming ``name`` (read-only schemes such as http://, https://, ftp://)."""
+    text = os.fspath(data_dir)
+    if _URL.match(text):
+        scheme = text.split("://", 1)[0].lower()
+        if scheme not in WRITABLE_SCHEMES:
+            usable = ", ".join(f"{s}://" for s in sorted(WRITABLE_SCHEMES))
+            raise BadInputError(
+                f"{name}: cannot keep the stores at a {scheme}:// URL (the mirror cannot write "
+                f"there); give a local folder or one of {usable} (got {text!r})"
+            )
+    return text
+
+
+def local_data_dir(data_dir: str) -> str:
+    """A ``file://`` URL as the local folder it names; anything else unchanged."""
+    text = os.fspath(data_dir)
+    if text.lower().startswith("file://"):
+        from urllib.parse import unquote, urlsplit
+
+        return unquote(urlsplit(text).path) or "/"
+    return text
 
 
 def default_cache(url: str) -> Path:
@@ -85,6 +113,7 @@ class RemoteDataDir:
 
         if not is_remote(url):
             raise ValueError(f"not a remote URL: {url!r} (use a local --data-dir instead)")
+        check_data_dir(url)
         self.url = url.rstrip("/")
         self.fs, root = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
         self.root = root.rstrip("/")
@@ -260,7 +289,7 @@ def mirrored(data_dir: str | os.PathLike[str] | None, cache: Path | None = None,
     under its final name locally, so it is never uploaded).
     """
     if data_dir is None or not is_remote(data_dir):
-        yield None if data_dir is None else os.fspath(data_dir)
+        yield None if data_dir is None else local_data_dir(check_data_dir(os.fspath(data_dir)))
         return
     remote = RemoteDataDir(os.fspath(data_dir), cache, storage_options)
     remote.pull()
