@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from storage.atomic import TEMP_SUFFIX, remove_stale_temporaries
 from storage.errors import BadInputError, CorruptStoreError
 from storage.runs import validate_name
 from storage.schema import Interval, validate_symbol
@@ -14,6 +16,15 @@ from storage.windows.reader import read_attrs
 
 #: Attributes a summary carries (text, except the window shape).
 SUMMARY_ATTRS = ("dataset_id", "protocol", "symbol", "interval", "past", "future")
+
+
+@dataclass
+class WindowRepairs:
+    """What :meth:`WindowStore.tidy` did, and the window files left intact."""
+
+    removed: list[str] = field(default_factory=list)  # temporaries of writers that are gone
+    moved: list[dict[str, str]] = field(default_factory=list)  # path, moved_to, problem
+    intact: list[str] = field(default_factory=list)  # dataset ids whose file opens
 
 
 class WindowStore:
@@ -29,6 +40,14 @@ class WindowStore:
     def has(self, ds_id: str) -> bool:
         """Whether the window file of ``ds_id`` is there."""
         return self.path(ds_id).is_file()
+
+    def tidy(self) -> WindowRepairs:
+        """Remove the temporaries of writers that are gone (never a live writer's)."""
+        removed = remove_stale_temporaries(self.root, suffix=SUFFIX + TEMP_SUFFIX)
+        repairs = WindowRepairs(removed=[str(p) for p in removed])
+        for path in sorted(self.root.glob(f"*{SUFFIX}")) if self.root.is_dir() else []:
+            repairs.intact.append(path.stem)
+        return repairs
 
     def locate(self, dataset: str | None, symbol: str | None, interval: str | None) -> Path:
         """The window file: a path, an id under ``windows/``, else the newest for symbol/interval.

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from prefect import task
+from prefect import get_run_logger, task
 
 from storage.candles import CandleStore
 from storage.errors import BadInputError
@@ -19,6 +19,7 @@ from storage.schema import Interval, to_ms
 from storage.version import DATA_FORMAT_VERSION
 from storage.windows.format import SPLIT_CODES, dataset_id, window_path
 from storage.windows.reader import WindowFile
+from storage.windows.store import WindowStore
 from storage.windows.writer import write_window_file
 from tasks.windows.plan import WindowPlan, plan_windows
 from tasks.windows.spec import Protocol, WindowSpec
@@ -114,6 +115,21 @@ def write_windows(
         compress=compress,
     )
     return summarize(path, created=True)
+
+
+@task(name="check-windows")
+def check_windows_task(data_dir: str) -> list[str]:
+    """Tidy the window store before cutting; the dataset ids of the intact window files.
+
+    Temporaries of writers that are gone are removed (a live writer's never).
+    """
+    repairs = WindowStore(DataLayout.at(data_dir).windows).tidy()
+    if repairs.removed:
+        get_run_logger().warning(
+            "removed %d temporary file(s) left by crashed writers: %s",
+            len(repairs.removed), ", ".join(repairs.removed),
+        )
+    return repairs.intact
 
 
 @task(name="candle-fingerprint")

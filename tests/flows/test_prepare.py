@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import h5py
@@ -12,7 +17,31 @@ from cryptoflow.cli import main as cli_main
 from flows.prepare import prepare
 from storage.candles import CandleStore
 from storage.layout import DataLayout
+from tests.support.paths import REPO_ROOT
 from tests.support.realdata import poloniex_5m
+
+# A real window writer that stops after filling its temporary file, until told to finish.
+WINDOW_WRITER = """
+import sys
+import storage.windows.writer as writer
+from storage.candles import CandleStore
+from storage.layout import DataLayout
+from tasks.windows.dataset import write_windows
+from tasks.windows.spec import WindowSpec
+
+fill = writer._write_windows
+
+def fill_then_wait(*args, **kwargs):
+    fill(*args, **kwargs)
+    print("filled", flush=True)
+    sys.stdin.readline()
+
+writer._write_windows = fill_then_wait
+layout = DataLayout.at(sys.argv[1])
+candles = CandleStore(layout.candles).load("BTC_USDT", "MINUTE_5")
+spec = WindowSpec(past=16, future=int(sys.argv[2]))
+print(write_windows(candles, "BTC_USDT", "MINUTE_5", spec, layout.windows)["path"], flush=True)
+"""
 
 
 @pytest.fixture
@@ -138,3 +167,47 @@ def test_cli_bad_input_is_one_line(prefect_api, store_dir, capsys):
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "future" in err[0]
+
+
+def _start_window_writer(data_dir: Path, future: int) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WINDOW_WRITER, str(data_dir), str(future)], env=env, cwd=REPO_ROOT,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "filled", f"writer ended: {proc.wait(timeout=60)}"
+    return proc
+
+
+def test_prepare_removes_temporaries_of_crashed_writers_only(prefect_api, store_dir):
+    """A window writer killed mid-file leaves `.<id>.h5.*.h5.tmp`: the next prepare removes it;
+    the temporary of a writer still at work stays, and that writer completes its file."""
+    windows = DataLayout.at(store_dir).windows
+    crashed = _start_window_writer(store_dir, future=4)
+    working = _start_window_writer(store_dir, future=5)
+    try:
+        os.kill(crashed.pid, signal.SIGKILL)
+        crashed.wait(timeout=60)
+        temps = sorted(windows.glob(".*.h5.tmp"))
+        assert len(temps) == 2
+        ten_minutes_ago = time.time() - 600  # both idle for a while: age alone decides nothing
+        for path in temps:
+            os.utime(path, (ten_minutes_ago, ten_minutes_ago))
+        path = Path(prepare("BTC_USDT", "MINUTE_5", past=32, future=8, data_dir=str(store_dir)))
+        left = sorted(windows.glob(".*.h5.tmp"))
+        assert len(left) == 1, left  # the crashed writer's temporary is gone ...
+        assert working.stdin is not None  # ... the working writer's is not, and it finishes
+        working.stdin.write("\n")
+        working.stdin.close()
+        assert working.stdout is not None
+        written = Path(working.stdout.readline().strip())
+        assert working.wait(timeout=120) == 0
+    finally:
+        for proc in (crashed, working):
+            proc.kill()
+            proc.wait(timeout=60)
+    assert not list(windows.glob(".*.tmp"))
+    assert sorted(p.name for p in windows.iterdir()) == sorted([path.name, written.name])
+    with h5py.File(written, "r") as f:
+        assert f.attrs["future"] == 5 and f["outputs"].shape[1:] == (5, 1)
