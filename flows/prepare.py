@@ -53,8 +53,9 @@ def prepare(
 
     Parameters are validated before any work (naming the parameter). Same candles and spec:
     the file already there is returned untouched (and the task is cached); a file deleted
-    behind Prefect's back refreshes the task's cache. Temporary files of crashed writers are
-    removed first.
+    behind Prefect's back refreshes the task's cache. First the window store is tidied:
+    temporary files of crashed writers are removed, and a window file that cannot be opened is
+    moved aside (``<id>.h5.corrupt-<time>``, logged) so that it is written again.
 
     Args:
         symbol: Poloniex market, BASE_QUOTE (e.g. BTC_USDT).
@@ -86,16 +87,18 @@ def prepare(
         drop_gaps=drop_gaps,
     )
     root = str(DataLayout.at(data_dir).root)
-    intact = check_windows_task(root)
+    store = check_windows_task(root)
     fingerprint = candle_fingerprint_task(symbol, interval, root)
     ds_id = window_dataset_id(symbol, interval, spec, fingerprint)
-    cut = cut_windows_task.with_options(refresh_cache=ds_id not in intact)
+    cut = cut_windows_task.with_options(refresh_cache=ds_id not in store["intact"])
     summary = cut(symbol, interval, spec.to_dict(), ds_id, fingerprint, root)
     get_run_logger().info(
-        "%s windows %s: %s (%s)",
+        "%s windows %s: %s (%s)%s",
         "wrote" if summary["created"] else "reused",
         summary["windows"],
         summary["path"],
         spec.protocol.value,
+        f"; rebuilt, the unreadable file is kept as {store['moved'][ds_id]}"
+        if ds_id in store["moved"] else "",
     )
     return summary["path"]

@@ -118,18 +118,28 @@ def write_windows(
 
 
 @task(name="check-windows")
-def check_windows_task(data_dir: str) -> list[str]:
-    """Tidy the window store before cutting; the dataset ids of the intact window files.
+def check_windows_task(data_dir: str) -> dict[str, Any]:
+    """Tidy the window store before cutting: ``{"intact": [ids], "moved": {id: moved_to}}``.
 
-    Temporaries of writers that are gone are removed (a live writer's never).
+    Temporaries of writers that are gone are removed (a live writer's never); a window file
+    that cannot be opened is moved aside to ``<id>.h5.corrupt-<time>`` so that it is rebuilt.
     """
     repairs = WindowStore(DataLayout.at(data_dir).windows).tidy()
+    logger = get_run_logger()
     if repairs.removed:
-        get_run_logger().warning(
+        logger.warning(
             "removed %d temporary file(s) left by crashed writers: %s",
             len(repairs.removed), ", ".join(repairs.removed),
         )
-    return repairs.intact
+    for moved in repairs.moved:
+        logger.warning(
+            "window file %s %s: moved aside to %s; prepare writes it again",
+            moved["path"], moved["problem"], Path(moved["moved_to"]).name,
+        )
+    return {
+        "intact": repairs.intact,
+        "moved": {Path(m["path"]).stem: m["moved_to"] for m in repairs.moved},
+    }
 
 
 @task(name="candle-fingerprint")
