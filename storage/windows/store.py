@@ -28,6 +28,9 @@ class WindowRepairs:
 
     removed: list[str] = field(default_factory=list)  # temporaries of writers that are gone
     moved: list[dict[str, str]] = field(default_factory=list)  # path, moved_to, problem
+    #: Files that could not be checked for a reason outside them (locked by a writer, no
+    #: permission, out of file handles): left where they are, neither intact nor moved.
+    unchecked: list[dict[str, str]] = field(default_factory=list)  # path, problem
     intact: list[str] = field(default_factory=list)  # dataset ids whose file opens
 
 
@@ -47,7 +50,8 @@ class WindowStore:
 
     def tidy(self) -> WindowRepairs:
         """Remove the temporaries of writers that are gone (never a live writer's) and move
-        every window file that cannot be opened aside (``<id>.h5.corrupt-<time>``)."""
+        every window file that cannot be opened aside (``<id>.h5.corrupt-<time>``); a file
+        that fails for a reason outside it (an OS error: locked, no permission) stays."""
         removed = remove_stale_temporaries(self.root, suffix=SUFFIX + TEMP_SUFFIX)
         repairs = WindowRepairs(removed=[str(p) for p in removed])
         for path in sorted(self.root.glob(f"*{SUFFIX}")) if self.root.is_dir() else []:
@@ -57,6 +61,10 @@ class WindowStore:
             except FileNotFoundError:
                 continue  # moved by a concurrent tidy
             except CorruptStoreError as exc:
+                cause = exc.__cause__
+                if isinstance(cause, OSError) and cause.errno is not None:
+                    repairs.unchecked.append({"path": str(path), "problem": exc.problem})
+                    continue
                 moved_to = self.move_aside(path, inode)
                 if moved_to is not None:
                     repairs.moved.append(

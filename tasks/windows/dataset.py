@@ -136,6 +136,9 @@ def check_windows_task(data_dir: str) -> dict[str, Any]:
             "window file %s %s: moved aside to %s; prepare writes it again",
             moved["path"], moved["problem"], Path(moved["moved_to"]).name,
         )
+    for unchecked in repairs.unchecked:
+        logger.warning("window file %s could not be checked: %s", unchecked["path"],
+                       unchecked["problem"])
     return {
         "intact": repairs.intact,
         "moved": {Path(m["path"]).stem: m["moved_to"] for m in repairs.moved},

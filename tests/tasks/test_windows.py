@@ -4,6 +4,8 @@ window store and its readers, on the real recorded candles."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -479,7 +481,22 @@ def test_tidy_moves_unopenable_window_files_aside_and_keeps_intact_ones(tmp_path
         del f["outputs"]
         f["outputs"] = outputs
     damaged["dddd"] = short.read_bytes()
-    repairs = store.tidy()
+    in_use = tmp_path / "eeee.h5"  # intact, but open for writing in another process
+    in_use.write_bytes(good.read_bytes())
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, h5py; f = h5py.File(sys.argv[1], 'a'); "
+         "print('open', flush=True); sys.stdin.readline()", str(in_use)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        repairs = store.tidy()
+    finally:
+        holder.kill()
+        holder.wait(timeout=60)
+    assert [Path(u["path"]).name for u in repairs.unchecked] == [in_use.name]
+    assert "lock" in repairs.unchecked[0]["problem"] and in_use.is_file()
+    in_use.unlink()
     assert sorted(repairs.intact) == sorted([good.stem, compact.stem])
     assert sorted(Path(m["path"]).stem for m in repairs.moved) == sorted(damaged)
     for moved in repairs.moved:
