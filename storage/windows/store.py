@@ -65,7 +65,13 @@ class WindowStore:
                 if isinstance(cause, OSError) and cause.errno is not None:
                     repairs.unchecked.append({"path": str(path), "problem": exc.problem})
                     continue
-                moved_to = self.move_aside(path, inode)
+                try:
+                    moved_to = self.move_aside(path, inode)
+                except OSError as err:  # e.g. a read-only folder: say so, in one line
+                    raise CorruptStoreError(
+                        path, f"{exc.problem}; moving it aside failed ({err})",
+                        rebuild=f"mv {path} {path}{CORRUPT_MARK}manual && {exc.rebuild}",
+                    ) from None
                 if moved_to is not None:
                     repairs.moved.append(
                         {"path": str(path), "moved_to": str(moved_to), "problem": exc.problem}
