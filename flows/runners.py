@@ -22,6 +22,7 @@ from prefect.futures import wait
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
 from storage.errors import BadInputError
+from storage.settings import settings
 from tasks.training.runtime import WORKER_THREADS_ENV, runtime_env
 from tasks.training.slots import DEFAULT_DEVICES, Slot, available_cores, detect_gpus
 
@@ -102,6 +103,7 @@ def make_task_runner(
         return ProcessPoolTaskRunner(max_workers=n_workers)
     from prefect_dask import DaskTaskRunner
 
+    address = address or settings().dask_address  # CRYPTOFLOW_DASK_ADDRESS
     if address:
         return DaskTaskRunner(address=validate_address(address))
     return DaskTaskRunner(

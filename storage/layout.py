@@ -6,13 +6,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_DATA_DIR = "./data"
-DATA_DIR_ENV = "CRYPTOFLOW_DATA_DIR"
-
 
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
     """The data directory: the argument, else ``$CRYPTOFLOW_DATA_DIR``, else ``./data``."""
-    raw = data_dir if data_dir not in (None, "") else os.environ.get(DATA_DIR_ENV, DEFAULT_DATA_DIR)
+    from storage.settings import settings
+
+    raw = data_dir if data_dir not in (None, "") else settings().data_dir
     return Path(raw).expanduser().resolve()
 
 

@@ -87,8 +87,11 @@ def local_data_dir(data_dir: str) -> str:
 
 
 def default_cache(url: str) -> Path:
-    """Local cache folder of ``url``: ``$CRYPTOFLOW_CACHE_DIR`` or ``~/.cache/cryptoflow``."""
-    base = Path(os.environ.get("CRYPTOFLOW_CACHE_DIR", Path.home() / ".cache" / "cryptoflow"))
+    """Local cache folder of ``url``: the ``cache_dir`` setting (``$CRYPTOFLOW_CACHE_DIR`` or
+    ``~/.cache/cryptoflow``)."""
+    from storage.settings import settings
+
+    base = Path(settings().cache_dir).expanduser()
     digest = hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:16]
     return base / f"mirror-{digest}"
 

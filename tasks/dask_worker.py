@@ -30,6 +30,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from storage.errors import BadInputError
+from tasks.run_logs import route_project_logs
 from tasks.training.runtime import WORKER_THREADS_ENV, runtime_env
 from tasks.training.slots import Slot, detect_gpus
 from tasks.training.task import retry_unless_bad_input
@@ -176,6 +177,7 @@ def train_model_on_worker(model: str, dataset_path: str, run_dir: str,
 
     ``data_url``: the data directory is remote; the paths are relative to it.
     """
+    route_project_logs()  # this worker's own warnings (e.g. pinning) reach the run's logs
     logger = get_run_logger()
 
     def on_epoch(event: dict[str, Any]) -> None:

@@ -13,10 +13,10 @@ from deployments.definitions import load_flow, load_specs, runner_deployments
 from tests.support.paths import shared_file
 from tests.support.servers import VENV_BIN, background, base_env, prefect_server, replay_process
 
-EXPECTED = {"ingest", "pipeline", "report", "regularization-sweep"}
+EXPECTED = {"ingest", "pipeline", "report", "regularization-sweep", "prepare", "train"}
 
 
-def test_prefect_yaml_lists_the_four_deployments():
+def test_prefect_yaml_lists_the_deployments():
     specs = {s.name: s for s in load_specs()}
     assert set(specs) == EXPECTED
     assert specs["ingest"].intervals == (timedelta(minutes=5),)
@@ -26,6 +26,8 @@ def test_prefect_yaml_lists_the_four_deployments():
     # On-demand sweep: a Quick run needs a market to find the newest window file.
     sweep = specs["regularization-sweep"]
     assert sweep.parameters == {"symbol": "BTC_USDT", "interval": "MINUTE_5"}
+    assert specs["train"].parameters == {"symbol": "BTC_USDT", "interval": "MINUTE_5"}
+    assert specs["train"].concurrency_limit == {"limit": 1, "collision_strategy": "ENQUEUE"}
     for spec in specs.values():
         assert load_flow(spec.entrypoint).name == spec.entrypoint.split(":")[1]
 
@@ -40,9 +42,10 @@ def test_runner_deployments_mirror_prefect_yaml():
     assert pipeline.concurrency_options.collision_strategy == "ENQUEUE"
     assert ingest.concurrency_options.collision_strategy == "CANCEL_NEW"
     assert [s.schedule.cron for s in pipeline.schedules] == ["0 3 * * *"]
-    # Every parameter of the pipeline has a description for the UI's Custom run form.
-    props = pipeline._parameter_openapi_schema.properties
-    assert props and all(p.get("description") for p in props.values())
+    # Every parameter of every deployment has a description for the UI's Custom run form.
+    for dep in deps.values():
+        props = dep._parameter_openapi_schema.properties
+        assert props and all(p.get("description") for p in props.values()), dep.name
     assert len(pipeline.triggers) == 1 and pipeline.triggers[0].enabled is False
 
 
@@ -54,7 +57,7 @@ def test_load_flow_refuses_entrypoints_outside_flows(entrypoint):
 
 @pytest.mark.slow
 def test_serve_registers_deployments_and_runs_them(tmp_path):
-    """A real server, `cryptoflow serve` in the background: the four deployments appear with
+    """A real server, `cryptoflow serve` in the background: the deployments appear with
     their schedules, and a run of the ingest deployment is executed by the serving process."""
     source = shared_file("poloniex-USDT_BTC-5m-2017-07-14--2017-08-09.csv")
     home = tmp_path / "home"
@@ -68,7 +71,7 @@ def test_serve_registers_deployments_and_runs_them(tmp_path):
                 http = httpx.Client(base_url=api, timeout=30)
                 deadline = time.monotonic() + 180
                 deps = []
-                while time.monotonic() < deadline and len(deps) < 4:
+                while time.monotonic() < deadline and len(deps) < len(EXPECTED):
                     deps = http.post("/deployments/filter", json={}).json()
                     time.sleep(1)
                 by_name = {d["name"]: d for d in deps}
