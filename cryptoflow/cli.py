@@ -79,14 +79,19 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run_with_data_dir(module, args: argparse.Namespace) -> int:
     """Run a subcommand; a data directory given as a URL (``s3://…``) is worked on through a
-    local mirror: pulled before, each changed file pushed (one PUT) after."""
+    local mirror: pulled before, each changed file pushed (one PUT) after. A URL the mirror
+    cannot write to (``http://``, ``ftp://``) is refused before anything is read or written."""
     from storage.settings import settings
 
     data_dir = getattr(args, "data_dir", None) or settings().data_dir
     if "://" not in str(data_dir):
         return int(module.main(args) or 0)
-    from storage.remote import mirrored
+    from storage.remote import check_data_dir, is_remote, local_data_dir, mirrored
 
+    check_data_dir(str(data_dir))
+    if not is_remote(data_dir):  # file://: the local folder itself
+        args.data_dir = local_data_dir(str(data_dir))
+        return int(module.main(args) or 0)
     with mirrored(data_dir) as local:
         args.data_dir = local
         return int(module.main(args) or 0)

@@ -25,8 +25,12 @@ from flows.params import (
     Symbol,
 )
 from storage.layout import DataLayout
-from storage.windows.store import WindowStore
-from tasks.windows.dataset import candle_fingerprint_task, cut_windows_task, window_dataset_id
+from tasks.windows.dataset import (
+    candle_fingerprint_task,
+    check_windows_task,
+    cut_windows_task,
+    window_dataset_id,
+)
 from tasks.windows.spec import WindowSpec
 
 
@@ -49,7 +53,9 @@ def prepare(
 
     Parameters are validated before any work (naming the parameter). Same candles and spec:
     the file already there is returned untouched (and the task is cached); a file deleted
-    behind Prefect's back refreshes the task's cache.
+    behind Prefect's back refreshes the task's cache. First the window store is tidied:
+    temporary files of crashed writers are removed, and a window file that cannot be opened is
+    moved aside (``<id>.h5.corrupt-<time>``, logged) so that it is written again.
 
     Args:
         symbol: Poloniex market, BASE_QUOTE (e.g. BTC_USDT).
@@ -80,17 +86,19 @@ def prepare(
         layout=layout,
         drop_gaps=drop_gaps,
     )
-    dirs = DataLayout.at(data_dir)
-    root = str(dirs.root)
+    root = str(DataLayout.at(data_dir).root)
+    store = check_windows_task(root)
     fingerprint = candle_fingerprint_task(symbol, interval, root)
     ds_id = window_dataset_id(symbol, interval, spec, fingerprint)
-    cut = cut_windows_task.with_options(refresh_cache=not WindowStore(dirs.windows).has(ds_id))
+    cut = cut_windows_task.with_options(refresh_cache=ds_id not in store["intact"])
     summary = cut(symbol, interval, spec.to_dict(), ds_id, fingerprint, root)
     get_run_logger().info(
-        "%s windows %s: %s (%s)",
+        "%s windows %s: %s (%s)%s",
         "wrote" if summary["created"] else "reused",
         summary["windows"],
         summary["path"],
         spec.protocol.value,
+        f"; rebuilt, the unreadable file is kept as {store['moved'][ds_id]}"
+        if ds_id in store["moved"] else "",
     )
     return summary["path"]

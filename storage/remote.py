@@ -11,6 +11,10 @@ data. Rules:
   without atomic object writes (``file://``, ``ssh``) the file goes to a hidden temporary name
   beside the target and is renamed into place.
 - Files whose name starts with ``.`` (the stores' temporary files and lock files) never travel.
+- Remote key names are untrusted: a key that is not a plain relative path inside the data
+  directory (``//``, ``.``/``..`` parts, an absolute path, a backslash, NUL or another control
+  character, or a path that resolves outside the cache, e.g. through a symlink) is refused:
+  never downloaded, named in a warning and in ``SyncReport.refused``, never deleted by a push.
 - Downloads are atomic too (``storage.atomic.atomic_path``); a local file is refreshed when the
   remote object's size or ETag differs from what the last sync recorded.
 - A manifest ``.remote-manifest.json`` in the cache records, per relative path, the local size
@@ -27,29 +31,59 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import posixpath
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from storage.atomic import atomic_path, atomic_write_text
+from storage.errors import BadInputError
 
 MANIFEST = ".remote-manifest.json"
 #: Protocols whose object writes are atomic (a PUT or a completed multipart upload).
 ATOMIC_PUT = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "memory"}
+#: URL schemes a data directory may have: the mirror can write there (``file`` is local).
+WRITABLE_SCHEMES = ATOMIC_PUT | {"file", "sftp", "ssh"}
 #: Bytes per multipart part and per streamed chunk (S3's minimum part size is 5 MiB).
 CHUNK = 8 * 1024 * 1024
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
-_BAD_PART = re.compile(r"(^|/)\.\.?(/|$)")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+logger = logging.getLogger(__name__)
 
 
 def is_remote(data_dir: str | os.PathLike[str] | None) -> bool:
     """Whether ``data_dir`` is an fsspec URL other than a plain local path / ``file://``."""
     text = os.fspath(data_dir) if data_dir is not None else ""
     return bool(_URL.match(text)) and not text.lower().startswith("file://")
+
+
+def check_data_dir(data_dir: str, name: str = "data_dir") -> str:
+    """``data_dir`` unchanged if it is a local path or a URL the mirror can write to; else
+    ``BadInputError`` naming ``name`` (read-only schemes such as http://, https://, ftp://)."""
+    text = os.fspath(data_dir)
+    if _URL.match(text):
+        scheme = text.split("://", 1)[0].lower()
+        if scheme not in WRITABLE_SCHEMES:
+            usable = ", ".join(f"{s}://" for s in sorted(WRITABLE_SCHEMES))
+            raise BadInputError(
+                f"{name}: cannot keep the stores at a {scheme}:// URL (the mirror cannot write "
+                f"there); give a local folder or one of {usable} (got {text!r})"
+            )
+    return text
+
+
+def local_data_dir(data_dir: str) -> str:
+    """A ``file://`` URL as the local folder it names; anything else unchanged."""
+    text = os.fspath(data_dir)
+    if text.lower().startswith("file://"):
+        from urllib.parse import unquote, urlsplit
+
+        return unquote(urlsplit(text).path) or "/"
+    return text
 
 
 def default_cache(url: str) -> Path:
@@ -69,6 +103,8 @@ class SyncReport:
     transferred: list[str]
     deleted: list[str]
     skipped: int
+    #: Remote names refused as unsafe (never downloaded; see ``name_problem``).
+    refused: list[str] = field(default_factory=list)
 
 
 class RemoteDataDir:
@@ -80,6 +116,7 @@ class RemoteDataDir:
 
         if not is_remote(url):
             raise ValueError(f"not a remote URL: {url!r} (use a local --data-dir instead)")
+        check_data_dir(url)
         self.url = url.rstrip("/")
         self.fs, root = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
         self.root = root.rstrip("/")
@@ -105,6 +142,13 @@ class RemoteDataDir:
         """Remote key of a relative path (validated: no ``..``, no absolute paths)."""
         return f"{self.root}/{safe_relative(rel)}"
 
+    def local_path(self, rel: str) -> Path:
+        """The cache file of a relative path; ``ValueError`` unless it stays inside the cache."""
+        problem = name_problem(rel) or _outside(self.cache, rel)
+        if problem:
+            raise ValueError(f"bad relative path in a data directory: {rel!r} ({problem})")
+        return self.cache / rel
+
     def local_files(self) -> dict[str, Path]:
         """Relative POSIX path -> local file, for every shareable file in the cache."""
         out: dict[str, Path] = {}
@@ -114,26 +158,42 @@ class RemoteDataDir:
                 if name.startswith("."):
                     continue
                 path = Path(dirpath) / name
-                out[path.relative_to(self.cache).as_posix()] = path
+                rel = path.relative_to(self.cache).as_posix()
+                problem = name_problem(rel)
+                if problem:  # e.g. a backslash: no key would name it faithfully
+                    logger.warning("not uploading %s: %s", path, problem)
+                    continue
+                out[rel] = path
         return out
 
     def remote_files(self) -> dict[str, dict[str, Any]]:
         """Relative POSIX path -> object info (size, etag) for every shareable remote object."""
+        return self._listing()[0]
+
+    def _listing(self) -> tuple[dict[str, dict[str, Any]], list[str]]:
+        """(shareable objects by relative path, names refused as unsafe)."""
         if not self.fs.exists(self.root):
-            return {}
+            return {}, []
         self.fs.invalidate_cache(self.root)
         found = self.fs.find(self.root, detail=True)
         out: dict[str, dict[str, Any]] = {}
+        refused: list[str] = []
         prefix = self.root + "/"
         for key, info in found.items():
             key = key.rstrip("/")
             if info.get("type") == "directory" or not key.startswith(prefix):
                 continue
             rel = key[len(prefix):]
-            if any(part.startswith(".") for part in rel.split("/")):
+            problem = name_problem(rel) or _outside(self.cache, rel)
+            if problem:
+                logger.warning("refusing remote object %r under %s: %s (not downloaded)",
+                               rel, self.url, problem)
+                refused.append(rel)
                 continue
+            if any(part.startswith(".") for part in rel.split("/")):
+                continue  # temporary and lock files never travel
             out[rel] = {"size": int(info.get("size") or 0), "etag": _etag(info)}
-        return out
+        return out, refused
 
     # ------------------------------------------------------------ sync
 
@@ -142,10 +202,11 @@ class RemoteDataDir:
         prefix = safe_relative(prefix) if prefix else ""
         manifest = self._manifest()
         done, skipped = [], 0
-        for rel, info in sorted(self.remote_files().items()):
+        found, refused = self._listing()
+        for rel, info in sorted(found.items()):
             if prefix and not (rel == prefix or rel.startswith(prefix.rstrip("/") + "/")):
                 continue
-            local = self.cache / rel
+            local = self.local_path(rel)
             seen = manifest.get(rel, {})
             if (local.is_file() and seen.get("etag") == info["etag"]
                     and seen.get("remote_size") == info["size"]
@@ -160,7 +221,7 @@ class RemoteDataDir:
                              "remote_size": info["size"]}
             done.append(rel)
         self._save_manifest(manifest)
-        return SyncReport(done, [], skipped)
+        return SyncReport(done, [], skipped, refused)
 
     def push(self, on_chunk: Callable[[str, int], None] | None = None) -> SyncReport:
         """Upload files changed in the cache since the last sync; delete remote files removed."""
@@ -179,6 +240,9 @@ class RemoteDataDir:
                              "remote_size": int(info.get("size") or 0)}
             done.append(rel)
         for rel in sorted(set(manifest) - set(local)):
+            if name_problem(rel):  # never recorded by this code; never act on such a key
+                del manifest[rel]
+                continue
             with contextlib.suppress(FileNotFoundError):
                 self.fs.rm_file(self.remote_path(rel))
             del manifest[rel]
@@ -228,7 +292,7 @@ def mirrored(data_dir: str | os.PathLike[str] | None, cache: Path | None = None,
     under its final name locally, so it is never uploaded).
     """
     if data_dir is None or not is_remote(data_dir):
-        yield None if data_dir is None else os.fspath(data_dir)
+        yield None if data_dir is None else local_data_dir(check_data_dir(os.fspath(data_dir)))
         return
     remote = RemoteDataDir(os.fspath(data_dir), cache, storage_options)
     remote.pull()
@@ -238,12 +302,38 @@ def mirrored(data_dir: str | os.PathLike[str] | None, cache: Path | None = None,
         remote.push()
 
 
+def name_problem(rel: str) -> str | None:
+    """Why ``rel`` is not a plain relative POSIX path inside a data directory (None if it is)."""
+    if not rel:
+        return "an empty name"
+    if _CONTROL.search(rel):
+        return "a NUL or control character"
+    if "\\" in rel:
+        return "a backslash"
+    if rel.startswith("/"):
+        return "an absolute path"
+    if "//" in rel:
+        return "an empty path part (//)"
+    if any(part in (".", "..") for part in rel.rstrip("/").split("/")):
+        return "a '.' or '..' part"
+    return None
+
+
 def safe_relative(rel: str) -> str:
-    """A relative POSIX path inside the data directory (ValueError for ``..``/absolute)."""
-    text = rel.replace("\\", "/").strip("/") if rel else ""
-    if not text or rel.startswith("/") or _BAD_PART.search(text) or "//" in text:
-        raise ValueError(f"bad relative path in a data directory: {rel!r}")
+    """A relative POSIX path inside the data directory (ValueError for ``..``/absolute/...)."""
+    text = rel.rstrip("/") if rel else ""
+    problem = name_problem(text)
+    if problem:
+        raise ValueError(f"bad relative path in a data directory: {rel!r} ({problem})")
     return text
+
+
+def _outside(cache: Path, rel: str) -> str | None:
+    """A problem text when ``cache/rel`` resolves outside ``cache`` (through a symlink)."""
+    root = cache.resolve()
+    if not (cache / rel).resolve().is_relative_to(root):
+        return f"resolves outside the cache {root}"
+    return None
 
 
 def _discard(out: Any) -> None:

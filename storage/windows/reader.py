@@ -37,6 +37,38 @@ def read_attrs(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise corrupt_window_file(path, exc) from exc
 
 
+#: Datasets each layout holds besides ``window_starts`` and ``split`` (one row per window).
+SERIES_DATASETS = ("original_datas", "candle_times")
+LAYOUT_DATASETS: dict[Layout, tuple[str, ...]] = {
+    Layout.FULL: tuple(WINDOW_SOURCES),
+    Layout.COMPACT: ("series",),
+}
+
+
+def check_window_file(path: str | os.PathLike[str]) -> None:
+    """``CorruptStoreError`` unless ``path`` opens as a window file whose datasets all read.
+
+    Checks the attributes, each dataset of the layout (there, one row per window or candle),
+    and reads each one's first and last row: cheap whatever the file's size.
+    """
+    with WindowFile(path) as wf:
+        try:
+            f = wf.h5
+            n_rows = int(wf.attrs.get("n_rows", f["original_datas"].shape[0]))
+            expected = {name: n_rows for name in SERIES_DATASETS}
+            expected.update(window_starts=wf.n_windows, split=wf.n_windows)
+            for name in LAYOUT_DATASETS[wf.layout]:
+                expected[name] = n_rows if name == "series" else wf.n_windows
+            for name, rows in expected.items():
+                ds = f[name]
+                if ds.shape[0] != rows:
+                    raise ValueError(f"{name} has {ds.shape[0]} rows, expected {rows}")
+                if rows:
+                    ds[0], ds[rows - 1]
+        except (OSError, KeyError, TypeError, ValueError) as exc:
+            raise corrupt_window_file(wf.path, exc, wf.attrs) from exc
+
+
 class WindowFile:
     """Read side of a window file (either layout); opens the HDF5 lazily, one handle per process."""
 

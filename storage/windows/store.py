@@ -3,17 +3,35 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from storage.atomic import TEMP_SUFFIX, remove_stale_temporaries
 from storage.errors import BadInputError, CorruptStoreError
 from storage.runs import validate_name
 from storage.schema import Interval, validate_symbol
 from storage.windows.format import SUFFIX, rebuild_command, window_path
-from storage.windows.reader import read_attrs
+from storage.windows.reader import check_window_file, read_attrs
+
+#: A window file that cannot be opened is renamed ``<id>.h5`` + this + a UTC time.
+CORRUPT_MARK = ".corrupt-"
 
 #: Attributes a summary carries (text, except the window shape).
 SUMMARY_ATTRS = ("dataset_id", "protocol", "symbol", "interval", "past", "future")
+
+
+@dataclass
+class WindowRepairs:
+    """What :meth:`WindowStore.tidy` did, and the window files left intact."""
+
+    removed: list[str] = field(default_factory=list)  # temporaries of writers that are gone
+    moved: list[dict[str, str]] = field(default_factory=list)  # path, moved_to, problem
+    #: Files that could not be checked for a reason outside them (locked by a writer, no
+    #: permission, out of file handles): left where they are, neither intact nor moved.
+    unchecked: list[dict[str, str]] = field(default_factory=list)  # path, problem
+    intact: list[str] = field(default_factory=list)  # dataset ids whose file opens
 
 
 class WindowStore:
@@ -29,6 +47,55 @@ class WindowStore:
     def has(self, ds_id: str) -> bool:
         """Whether the window file of ``ds_id`` is there."""
         return self.path(ds_id).is_file()
+
+    def tidy(self) -> WindowRepairs:
+        """Remove the temporaries of writers that are gone (never a live writer's) and move
+        every window file that cannot be opened aside (``<id>.h5.corrupt-<time>``); a file
+        that fails for a reason outside it (an OS error: locked, no permission) stays."""
+        removed = remove_stale_temporaries(self.root, suffix=SUFFIX + TEMP_SUFFIX)
+        repairs = WindowRepairs(removed=[str(p) for p in removed])
+        for path in sorted(self.root.glob(f"*{SUFFIX}")) if self.root.is_dir() else []:
+            try:
+                inode = path.stat().st_ino
+                check_window_file(path)
+            except FileNotFoundError:
+                continue  # moved by a concurrent tidy
+            except CorruptStoreError as exc:
+                cause = exc.__cause__
+                if isinstance(cause, OSError) and cause.errno is not None:
+                    repairs.unchecked.append({"path": str(path), "problem": exc.problem})
+                    continue
+                try:
+                    moved_to = self.move_aside(path, inode)
+                except OSError as err:  # e.g. a read-only folder: say so, in one line
+                    raise CorruptStoreError(
+                        path, f"{exc.problem}; moving it aside failed ({err})",
+                        rebuild=f"mv {path} {path}{CORRUPT_MARK}manual && {exc.rebuild}",
+                    ) from None
+                if moved_to is not None:
+                    repairs.moved.append(
+                        {"path": str(path), "moved_to": str(moved_to), "problem": exc.problem}
+                    )
+                    continue
+            repairs.intact.append(path.stem)
+        return repairs
+
+    def move_aside(self, path: Path, inode: int | None = None) -> Path | None:
+        """Rename ``path`` to ``<name>.corrupt-<UTC time>``; None when it is gone, or no longer
+        the file of ``inode`` (a writer put a new one there meanwhile)."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        target = path.with_name(f"{path.name}{CORRUPT_MARK}{stamp}")
+        n = 1
+        while target.exists():
+            target = path.with_name(f"{path.name}{CORRUPT_MARK}{stamp}-{n}")
+            n += 1
+        try:
+            if inode is not None and path.stat().st_ino != inode:
+                return None
+            os.rename(path, target)
+        except FileNotFoundError:
+            return None
+        return target
 
     def locate(self, dataset: str | None, symbol: str | None, interval: str | None) -> Path:
         """The window file: a path, an id under ``windows/``, else the newest for symbol/interval.
@@ -55,11 +122,17 @@ class WindowStore:
         """The most recently written window file of (symbol, interval).
 
         ``BadInputError`` when there is none; ``CorruptStoreError`` for a file under ``root``
-        that cannot be read or does not name its market.
+        that cannot be read or does not name its market (its rebuild: ``prepare`` of this
+        market, which moves every unreadable window file aside).
         """
         found: list[tuple[float, Path]] = []
         for path in sorted(self.root.glob(f"*{SUFFIX}")) if self.root.is_dir() else []:
-            attrs = read_attrs(path)
+            try:
+                attrs = read_attrs(path)
+            except CorruptStoreError as exc:  # `prepare` of this market moves it aside
+                raise CorruptStoreError(
+                    path, exc.problem, rebuild=rebuild_command(symbol, interval)
+                ) from None
             if "symbol" not in attrs or "interval" not in attrs:
                 raise CorruptStoreError(
                     path,

@@ -95,7 +95,7 @@ def write_window_file(
         raise BadInputError("splits must be chronological (train, then validation, then test)")
     path = Path(path)
     with atomic_path(path, suffix=SUFFIX) as tmp:
-        with h5py.File(tmp, "w") as f:
+        with h5py.File(tmp, "w", locking=False) as f:  # atomic_path holds the lock
             for key, value in attrs.items():
                 f.attrs[key] = encode_attr(value)
             f.attrs["layout"] = layout.value

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from prefect import task
+from prefect import get_run_logger, task
 
 from storage.candles import CandleStore
 from storage.errors import BadInputError
@@ -19,6 +19,7 @@ from storage.schema import Interval, to_ms
 from storage.version import DATA_FORMAT_VERSION
 from storage.windows.format import SPLIT_CODES, dataset_id, window_path
 from storage.windows.reader import WindowFile
+from storage.windows.store import WindowStore
 from storage.windows.writer import write_window_file
 from tasks.windows.plan import WindowPlan, plan_windows
 from tasks.windows.spec import Protocol, WindowSpec
@@ -114,6 +115,34 @@ def write_windows(
         compress=compress,
     )
     return summarize(path, created=True)
+
+
+@task(name="check-windows")
+def check_windows_task(data_dir: str) -> dict[str, Any]:
+    """Tidy the window store before cutting: ``{"intact": [ids], "moved": {id: moved_to}}``.
+
+    Temporaries of writers that are gone are removed (a live writer's never); a window file
+    that cannot be opened is moved aside to ``<id>.h5.corrupt-<time>`` so that it is rebuilt.
+    """
+    repairs = WindowStore(DataLayout.at(data_dir).windows).tidy()
+    logger = get_run_logger()
+    if repairs.removed:
+        logger.warning(
+            "removed %d temporary file(s) left by crashed writers: %s",
+            len(repairs.removed), ", ".join(repairs.removed),
+        )
+    for moved in repairs.moved:
+        logger.warning(
+            "window file %s %s: moved aside to %s; prepare writes it again",
+            moved["path"], moved["problem"], Path(moved["moved_to"]).name,
+        )
+    for unchecked in repairs.unchecked:
+        logger.warning("window file %s could not be checked: %s", unchecked["path"],
+                       unchecked["problem"])
+    return {
+        "intact": repairs.intact,
+        "moved": {Path(m["path"]).stem: m["moved_to"] for m in repairs.moved},
+    }
 
 
 @task(name="candle-fingerprint")

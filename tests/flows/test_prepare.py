@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import h5py
@@ -12,7 +17,31 @@ from cryptoflow.cli import main as cli_main
 from flows.prepare import prepare
 from storage.candles import CandleStore
 from storage.layout import DataLayout
+from tests.support.paths import REPO_ROOT
 from tests.support.realdata import poloniex_5m
+
+# A real window writer that stops after filling its temporary file, until told to finish.
+WINDOW_WRITER = """
+import sys
+import storage.windows.writer as writer
+from storage.candles import CandleStore
+from storage.layout import DataLayout
+from tasks.windows.dataset import write_windows
+from tasks.windows.spec import WindowSpec
+
+fill = writer._write_windows
+
+def fill_then_wait(*args, **kwargs):
+    fill(*args, **kwargs)
+    print("filled", flush=True)
+    sys.stdin.readline()
+
+writer._write_windows = fill_then_wait
+layout = DataLayout.at(sys.argv[1])
+candles = CandleStore(layout.candles).load("BTC_USDT", "MINUTE_5")
+spec = WindowSpec(past=16, future=int(sys.argv[2]))
+print(write_windows(candles, "BTC_USDT", "MINUTE_5", spec, layout.windows)["path"], flush=True)
+"""
 
 
 @pytest.fixture
@@ -156,3 +185,123 @@ def test_stride_leaving_no_validation_window_is_refused_before_writing(
     with pytest.raises(ValueError, match="stride 3000"):
         prepare("BTC_USDT", "MINUTE_5", past=32, future=8, stride=3000, data_dir=str(store_dir))
     assert not windows.exists() or not any(windows.iterdir())
+
+
+def _start_window_writer(data_dir: Path, future: int) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WINDOW_WRITER, str(data_dir), str(future)], env=env, cwd=REPO_ROOT,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "filled", f"writer ended: {proc.wait(timeout=60)}"
+    return proc
+
+
+def test_prepare_removes_temporaries_of_crashed_writers_only(prefect_api, store_dir):
+    """A window writer killed mid-file leaves `.<id>.h5.*.h5.tmp`: the next prepare removes it;
+    the temporary of a writer still at work stays, and that writer completes its file."""
+    windows = DataLayout.at(store_dir).windows
+    crashed = _start_window_writer(store_dir, future=4)
+    working = _start_window_writer(store_dir, future=5)
+    try:
+        os.kill(crashed.pid, signal.SIGKILL)
+        crashed.wait(timeout=60)
+        temps = sorted(windows.glob(".*.h5.tmp"))
+        assert len(temps) == 2
+        ten_minutes_ago = time.time() - 600  # both idle for a while: age alone decides nothing
+        for path in temps:
+            os.utime(path, (ten_minutes_ago, ten_minutes_ago))
+        path = Path(prepare("BTC_USDT", "MINUTE_5", past=32, future=8, data_dir=str(store_dir)))
+        left = sorted(windows.glob(".*.h5.tmp"))
+        assert len(left) == 1, left  # the crashed writer's temporary is gone ...
+        assert working.stdin is not None  # ... the working writer's is not, and it finishes
+        working.stdin.write("\n")
+        working.stdin.close()
+        assert working.stdout is not None
+        written = Path(working.stdout.readline().strip())
+        assert working.wait(timeout=120) == 0
+    finally:
+        for proc in (crashed, working):
+            proc.kill()
+            proc.wait(timeout=60)
+    assert not list(windows.glob(".*.tmp"))
+    assert sorted(p.name for p in windows.iterdir()) == sorted([path.name, written.name])
+    with h5py.File(written, "r") as f:
+        assert f.attrs["future"] == 5 and f["outputs"].shape[1:] == (5, 1)
+
+
+def _contents(path: Path) -> dict[str, bytes]:
+    """Every dataset's bytes and every attribute of a window file."""
+    out: dict[str, bytes] = {}
+    with h5py.File(path, "r") as f:
+        for name, ds in f.items():
+            out[name] = ds[...].tobytes()
+        for key, value in f.attrs.items():
+            out[f"@{key}"] = repr(value).encode()
+    return out
+
+
+def _damage(path: Path, how: str) -> bytes:
+    data = path.read_bytes()
+    if how == "truncated":
+        data = data[: len(data) // 2]
+    elif how == "garbage":
+        data = os.urandom(len(data))
+    else:  # an empty file, e.g. a disk that filled up
+        data = b""
+    path.write_bytes(data)
+    return data
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage", "empty"])
+def test_prepare_moves_a_corrupt_window_file_aside_and_rebuilds_it(
+        prefect_api, store_dir, how, caplog):
+    """A window file that no longer opens (even while Prefect's cache still points at it) is
+    moved to `<id>.h5.corrupt-<time>` and written again, identical; the log says so."""
+    path = Path(prepare("BTC_USDT", "MINUTE_5", past=32, future=8, data_dir=str(store_dir)))
+    want = _contents(path)
+    damaged = _damage(path, how)
+    caplog.clear()
+    again = Path(prepare("BTC_USDT", "MINUTE_5", past=32, future=8, data_dir=str(store_dir)))
+    assert again == path
+    assert _contents(again) == want  # rebuilt from the candles, dataset by dataset
+    aside = sorted(path.parent.glob(f"{path.name}.corrupt-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == damaged
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted([path.name, aside[0].name])
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("moved aside" in m and aside[0].name in m for m in warned), warned
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    # A third run reuses the rebuilt file untouched.
+    before = path.stat()
+    assert Path(prepare("BTC_USDT", "MINUTE_5", past=32, future=8, data_dir=str(store_dir))) == path
+    assert (path.stat().st_ino, path.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+def test_train_on_a_corrupt_window_file_names_it_and_prepare_repairs_it(
+        prefect_api, store_dir, capsys):
+    """`train` on a damaged window file: exit 3, one line naming the file and the prepare
+    command; running that command moves the file aside, and train finds intact windows."""
+    from storage.windows.store import WindowStore
+
+    spec = ["--past", "32", "--future", "8"]
+    market = ["--symbol", "BTC_USDT", "--interval", "MINUTE_5"]
+    assert cli_main(["prepare", *market, *spec, "--data-dir", str(store_dir)]) == 0
+    path = Path(capsys.readouterr().out.splitlines()[0])
+    _damage(path, "truncated")
+    for how in (["--dataset", str(path)], ["--dataset", path.stem], market):
+        argv = ["train", *how, "--models", "cnn2_relu", "--epochs", "1", "--data-dir",
+                str(store_dir)]
+        assert cli_main(argv) == 3, how
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and str(path) in err[0] and "`cryptoflow prepare" in err[0], err
+        if how == market:
+            assert "`cryptoflow prepare --symbol BTC_USDT --interval MINUTE_5`" in err[0]
+    runs = DataLayout.at(store_dir).runs
+    assert not runs.exists() or not any(runs.iterdir())  # nothing recorded for a refused train
+    assert cli_main(["prepare", *market, *spec, "--data-dir", str(store_dir)]) == 0
+    assert Path(capsys.readouterr().out.splitlines()[0]) == path
+    found = WindowStore(DataLayout.at(store_dir).windows).locate(None, "BTC_USDT", "MINUTE_5")
+    assert found == path.resolve()
+    with h5py.File(found, "r") as f:
+        assert f["inputs"].shape[1:] == (32, 1)

@@ -45,7 +45,7 @@ def test_url_and_relative_path_rules(tmp_path):
     assert not is_remote("./data") and not is_remote("/abs/data") and not is_remote(None)
     assert not is_remote("file:///tmp/x")
     assert safe_relative("candles/a/part.parquet") == "candles/a/part.parquet"
-    for bad in ("", "/etc/passwd", "../x", "a/../../x", "a//b", "./a"):
+    for bad in ("", "/etc/passwd", "../x", "a/../../x", "a//b", "./a", "a\\b", "a/\x00b", "a/."):
         with pytest.raises(ValueError):
             safe_relative(bad)
     with mirrored(str(tmp_path)) as local:  # a local data dir passes through untouched
@@ -107,6 +107,71 @@ def open_uploads(endpoint: str, prefix: str) -> list[str]:
     client = boto3.client("s3", endpoint_url=endpoint, **_boto_kwargs())
     found = client.list_multipart_uploads(Bucket=BUCKET, Prefix=prefix)
     return [u["Key"] for u in found.get("Uploads", [])]
+
+
+def put_raw(endpoint: str, key: str, body: bytes) -> None:
+    """Put one object under exactly ``key`` with boto3 (no fsspec normalisation of the name)."""
+    import boto3
+
+    boto3.client("s3", endpoint_url=endpoint, **_boto_kwargs()).put_object(
+        Bucket=BUCKET, Key=key, Body=body)
+
+
+def tree(root) -> dict[str, bytes]:
+    """Relative path -> bytes of every file under ``root`` (symlinks not followed)."""
+    out = {}
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                with open(path, "rb") as fh:
+                    out[os.path.relpath(path, root)] = fh.read()
+    return out
+
+
+def test_pull_refuses_remote_keys_that_leave_the_cache(s3, s3_env, tmp_path, caplog):
+    """Crafted keys (``//``, ``..``, backslashes, NUL, control characters, a key through a
+    symlink that points outside) are refused, each named in a warning; nothing is written
+    outside the cache, the good objects still arrive, and push leaves the crafted keys alone."""
+    prefix = "hostile/data"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    cache = tmp_path / "cache"
+    (cache / "windows").mkdir(parents=True)
+    os.symlink(outside, cache / "runs")  # a folder of the cache that resolves elsewhere
+    good = {f"{prefix}/windows/ok.h5": b"good windows", f"{prefix}/candles/a/part.parquet": b"p"}
+    crafted = [
+        f"{prefix}/{tmp_path}/outside/absolute.txt",  # "data//tmp/...": an absolute path
+        f"{prefix}/a//b.txt",
+        f"{prefix}/x/../../../../escape.txt",
+        f"{prefix}/..",
+        f"{prefix}/windows/..\\..\\..\\backslash.txt",
+        f"{prefix}/windows/nul\x00byte.txt",
+        f"{prefix}/windows/bell\x07.txt",
+        f"{prefix}/runs/through-symlink.txt",
+    ]
+    for key, body in good.items():
+        put_raw(s3, key, body)
+    for key in crafted:
+        put_raw(s3, key, b"evil")
+    outside_before = tree(tmp_path / "outside")
+    remote = RemoteDataDir(f"s3://{BUCKET}/{prefix}", cache=cache)
+    with caplog.at_level("WARNING", logger="storage.remote"):
+        report = remote.pull()
+    assert sorted(report.transferred) == ["candles/a/part.parquet", "windows/ok.h5"]
+    assert tree(cache) == {"windows/ok.h5": b"good windows", "candles/a/part.parquet": b"p",
+                           ".remote-manifest.json": (cache / ".remote-manifest.json").read_bytes()}
+    assert tree(outside) == outside_before == {}  # nothing through the symlink or elsewhere
+    assert not (tmp_path / "outside" / "absolute.txt").exists()
+    assert sorted(report.refused) == sorted(k[len(prefix) + 1:] for k in crafted)
+    warned = "\n".join(r.getMessage() for r in caplog.records)
+    for rel in report.refused:
+        assert repr(rel) in warned
+    # A push afterwards neither deletes nor rewrites the refused keys, nor sends the symlink's.
+    remote.push()
+    keys = objects(s3, prefix + "/")
+    assert all(keys[key] == b"evil" for key in crafted)
+    assert keys[f"{prefix}/windows/ok.h5"] == b"good windows"
 
 
 def child(script: str, env: dict[str, str], timeout: float = 300) -> str:

@@ -4,6 +4,8 @@ window store and its readers, on the real recorded candles."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -453,3 +455,63 @@ def test_window_store_names_the_kind_of_failure(tmp_path, honest_file):
     assert err.value.rebuild == "cryptoflow prepare --symbol BTC_USDT --interval MINUTE_5"
     with pytest.raises(BadInputError, match="invalid dataset id"):
         store.path("../x")
+
+
+def test_tidy_moves_unopenable_window_files_aside_and_keeps_intact_ones(tmp_path, honest_file):
+    """Every `*.h5` that fails to open or lacks a dataset's rows goes to `.corrupt-<time>`
+    (bytes kept); intact files of either layout stay where they are, untouched."""
+    store = WindowStore(tmp_path)
+    good = tmp_path / f"{honest_file.stem}.h5"
+    good.write_bytes(honest_file.read_bytes())
+    candles = load_recorded(shared_file(POLONIEX_5M)).iloc[:3000]
+    compact = Path(write_windows(candles, "BTC_USDT", "MINUTE_5",
+                                 WindowSpec(past=16, future=4, layout="compact"), tmp_path)["path"])
+    damaged = {}
+    for name, make in {
+        "aaaa": lambda p: p.write_bytes(good.read_bytes()[:4096]),  # truncated
+        "bbbb": lambda p: p.write_bytes(b"\0" * 8192),  # zeros
+        "cccc": lambda p: p.write_bytes(b""),  # empty
+    }.items():
+        make(tmp_path / f"{name}.h5")
+        damaged[name] = (tmp_path / f"{name}.h5").read_bytes()
+    short = tmp_path / "dddd.h5"  # opens, but its outputs lost rows
+    short.write_bytes(good.read_bytes())
+    with h5py.File(short, "a") as f:
+        outputs = f["outputs"][:-1]
+        del f["outputs"]
+        f["outputs"] = outputs
+    damaged["dddd"] = short.read_bytes()
+    in_use = tmp_path / "eeee.h5"  # intact, but open for writing in another process
+    in_use.write_bytes(good.read_bytes())
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, h5py; f = h5py.File(sys.argv[1], 'a'); "
+         "print('open', flush=True); sys.stdin.readline()", str(in_use)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        repairs = store.tidy()
+    finally:
+        holder.kill()
+        holder.wait(timeout=60)
+    assert [Path(u["path"]).name for u in repairs.unchecked] == [in_use.name]
+    assert "lock" in repairs.unchecked[0]["problem"] and in_use.is_file()
+    in_use.unlink()
+    assert sorted(repairs.intact) == sorted([good.stem, compact.stem])
+    assert sorted(Path(m["path"]).stem for m in repairs.moved) == sorted(damaged)
+    for moved in repairs.moved:
+        target = Path(moved["moved_to"])
+        assert target.name.startswith(Path(moved["path"]).name + ".corrupt-")
+        assert target.read_bytes() == damaged[Path(moved["path"]).stem]
+    assert "outputs has" in next(m["problem"] for m in repairs.moved if "dddd" in m["path"])
+    assert sorted(p.name for p in tmp_path.glob("*.h5")) == sorted([good.name, compact.name])
+    assert store.tidy().moved == []  # nothing left to move; the .corrupt files are not windows
+    with pytest.raises(BadInputError, match="no window file for ETH_USDT"):
+        store.newest("ETH_USDT", "MINUTE_5")
+
+
+def test_newest_names_the_market_in_the_rebuild_of_an_unreadable_file(tmp_path):
+    (tmp_path / "ab12.h5").write_bytes(b"not an HDF5 file")
+    with pytest.raises(CorruptStoreError, match="ab12.h5: cannot be read") as err:
+        WindowStore(tmp_path).locate(None, "eth_usdt", "minute_5")
+    assert err.value.rebuild == "cryptoflow prepare --symbol ETH_USDT --interval MINUTE_5"
