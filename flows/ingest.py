@@ -6,17 +6,14 @@ earlier, ask again for the holes near the stored end (all of them with ``repair`
 of <= 500 candles forward from the stored end, committing in order -> publish a table artifact
 and a ``cryptoflow.candles.appended`` event per series that grew.
 
-Why pages are fetched in batches (measured, see ``bench/ingest.py``): a Prefect task run per
-500-candle page costs more than fetching and parsing the page itself, so a task run
-(``fetch-pages``) fetches one *commit batch*: the pages of one UTC month (several months for
-coarse intervals). Retries are per page, inside that task (not Prefect's task retries, whose
-count is per task run and whose wait cannot be interrupted): each page gets ``retries`` more
-tries with the configured delays, 50% jitter, the server's Retry-After up to a cap, and no
-retry at all for a :class:`~tasks.poloniex.errors.PermanentError`. A page that lacks candles
-of its range is asked once more before it is believed; holes the server confirms are recorded
-as known gaps. Each batch is committed with one ``CandleStore.append`` before the next is
-fetched, and when a fetch fails for good, or Ctrl-C / SIGTERM stops it (every wait ends at
-once), the pages it did fetch are committed first and the series lock is released.
+Why batches (measured, ``bench/ingest.py``): a task run per 500-candle page costs more than
+the page, so ``fetch-pages`` fetches one *commit batch* (one UTC month; several for coarse
+intervals). Retries are per page inside it (Prefect's count per task run and its waits cannot
+be interrupted): delays with 50% jitter, the server's Retry-After up to a cap, none for a
+:class:`~tasks.poloniex.errors.PermanentError`. A page lacking candles of its range is asked
+once more before it is believed; holes the server confirms are recorded as known gaps. Each
+batch is committed before the next; on failure or Ctrl-C / SIGTERM (every wait ends at once)
+the pages fetched are committed first and the series lock is released.
 """
 
 from __future__ import annotations
