@@ -11,11 +11,12 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from storage.candles import CandleStore, KnownGap
+from storage.errors import BadInputError
 from storage.schema import Interval, to_epoch_ms, to_ms
 from tasks.ingest.outcome import SeriesOutcome, gap_ranges, iso
 from tasks.poloniex.client import PoloniexClient
 from tasks.poloniex.errors import FetchInterrupted, RetriesExhaustedError
-from tasks.poloniex.fetch import PageBatch, fetch_pages
+from tasks.poloniex.fetch import PageBatch, fetch_pages, valid_prefix
 from tasks.poloniex.planning import RECHECK_CANDLES, plan_ingest
 from tasks.poloniex.retry import RetryPolicy
 
@@ -120,7 +121,14 @@ def _commit(
     outcome.pages += len(batch.fetched) + batch.asked_again
     if not batch.fetched:
         return
-    result = store.append(symbol, interval, batch.frame(), server_now_ms=server_now_ms)
+    try:
+        result = store.append(symbol, interval, batch.frame(), server_now_ms=server_now_ms)
+    except BadInputError:  # a row the page checks let through: keep the pages before it
+        batch.fetched, refused = valid_prefix(batch.fetched, interval)
+        outcome.error = outcome.error or f"a page the store refuses: {refused}"
+        if not batch.fetched:
+            return
+        result = store.append(symbol, interval, batch.frame(), server_now_ms=server_now_ms)
     outcome.batches_committed += 1
     outcome.added += result.added
     if result.first_new is not None:

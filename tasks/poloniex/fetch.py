@@ -3,6 +3,7 @@ short page asked again before it is believed."""
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -17,12 +18,11 @@ from storage.candles.validate import validate_candles
 from storage.errors import BadInputError
 from storage.schema import Interval
 from tasks.poloniex.client import PoloniexClient
-from tasks.poloniex.errors import PageValidationError
 from tasks.poloniex.holes import missing_times, runs
 from tasks.poloniex.pages import candles_frame
 from tasks.poloniex.retry import RetryPolicy, retry_unless_permanent, with_retries
 
-__all__ = ["PageBatch", "fetch_page", "fetch_pages", "retry_unless_permanent"]
+__all__ = ["PageBatch", "fetch_page", "fetch_pages", "retry_unless_permanent", "valid_prefix"]
 Page = dict[str, np.ndarray]
 
 
@@ -51,16 +51,18 @@ class PageBatch:
         return candles_frame(self.fetched)
 
 
-def _page(client: PoloniexClient, symbol: str, iv: Interval, window: tuple[int, int]) -> Page:
-    """One page that also passes the store's own validation (else a retryable page error)."""
-    page = client.fetch_candle_arrays(symbol, iv, *window)
-    try:
-        validate_candles(candles_frame([page]), iv)
-    except BadInputError as exc:
-        raise PageValidationError(
-            f"{symbol} {iv.value} [{window[0]}, {window[1]}]: the store refuses a row: {exc}"
-        ) from exc
-    return page
+def valid_prefix(pages: list[Page], iv: Interval) -> tuple[list[Page], BadInputError | None]:
+    """The pages (k <= n) before the first one the store's own validation refuses, and why.
+
+    The page parser already applies the store's rules (cheaply, in numpy); this is the safety
+    net when a batch's append refuses it anyway: what was valid is still committed.
+    """
+    for i, page in enumerate(pages):
+        try:
+            validate_candles(candles_frame([page]), iv)
+        except BadInputError as exc:
+            return pages[:i], exc
+    return pages, None
 
 
 def fetch_page(
@@ -80,8 +82,8 @@ def fetch_page(
     what = f"{symbol} {iv.value} page {window[0]}..{window[1]}"
 
     def get() -> Page:
-        return with_retries(lambda: _page(client, symbol, iv, window), policy, client, what,
-                            abandon)  # fmt: skip
+        call = functools.partial(client.fetch_candle_arrays, symbol, iv, *window)
+        return with_retries(call, policy, client, what, abandon)
 
     page = get()
     missing = missing_times(page["open_time"], window, iv.ms, tail_open=tail_open)

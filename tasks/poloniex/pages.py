@@ -88,6 +88,7 @@ def parse_candle_arrays(
         (low <= open_) & (low <= close) & (open_ <= high) & (close <= high),
         "prices out of order (need low <= open, close <= high)",
     )
+    _check(low > 0, "price <= 0 (the candle store refuses it)")
     _check((amount >= 0) & (quantity >= 0) & (buy_amount >= 0) & (buy_qty >= 0), "negative volume")
     _check(trades >= 0, "negative trade count")
     _check(start % step == 0, f"open time off the {interval.value} grid")

@@ -296,7 +296,7 @@ def test_gaps_exact_on_crafted_holes(store: CandleStore) -> None:
 
 def test_known_gaps_are_the_confirmed_holes_the_store_still_has(store: CandleStore) -> None:
     full = synthetic("2024-01-31 23:00", 100)
-    t = full["open_time"].to_numpy().astype("datetime64[ms]").astype(np.int64)
+    t = full["open_time"].astype("int64").to_numpy()  # ms
     store.append(SYM, M5, full.drop(index=[3, 10, 11, 12, 50, 51]))
     assert store.first_open_time(SYM, M5) == full.open_time[0]
     assert store.known_gaps(SYM, M5) == []

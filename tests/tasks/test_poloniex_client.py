@@ -371,3 +371,22 @@ def test_defaults():
     assert monkey["max_requests_per_second"].default == 20.0
     assert monkey["max_retry_after"].default == 60.0
     assert np.isfinite(monkey["timeout"].default)
+
+
+def test_a_page_the_store_refuses_stops_the_valid_prefix(legacy):
+    from storage.errors import BadInputError
+    from storage.schema import Interval
+    from tasks.poloniex.fetch import valid_prefix
+
+    def page(rows: pd.DataFrame) -> dict[str, np.ndarray]:
+        cols = {c: rows[c].to_numpy() for c in rows.columns}
+        cols["open_time"], cols["close_time"] = to_ms(rows["open_time"]), to_ms(rows["close_time"])
+        return cols
+
+    good, bad, later = (page(legacy.iloc[i : i + 10]) for i in (0, 10, 20))
+    bad["low"] = bad["low"].copy()
+    bad["low"][3] = 0.0
+    kept, why = valid_prefix([good, bad, later], Interval.MINUTE_5)
+    assert len(kept) == 1 and kept[0] is good
+    assert isinstance(why, BadInputError) and "price <= 0" in str(why)
+    assert valid_prefix([good, later], Interval.MINUTE_5) == ([good, later], None)
