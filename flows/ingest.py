@@ -1,20 +1,19 @@
 """The ingest flow: append every new, closed Poloniex candle to the Parquet candle store.
 
 Recipe: validate the parameters (before any network call or write) -> take "now" from the
-server -> per symbol, in parallel: resume after the stored end, fetch pages of <= 500 candles
-forward and commit them in order -> publish a table artifact and a
-``cryptoflow.candles.appended`` event per series that grew.
+server -> per symbol, in parallel: backfill before the stored first candle when ``start`` is
+earlier, ask again for the holes near the stored end (all of them with ``repair``), fetch pages
+of <= 500 candles forward from the stored end, committing in order -> publish a table artifact
+and a ``cryptoflow.candles.appended`` event per series that grew.
 
-Why pages are fetched in batches (measured, see ``bench/ingest.py``): a Prefect task run per
-500-candle page costs more than fetching and parsing the page itself, so a task run
-(``fetch-pages``) fetches one *commit batch*: the pages of one UTC month (several months for
-coarse intervals). Its retries still act per page: the batch object keeps the pages already
-fetched, so a retry resumes at the page that failed (with the configured delays, 50% jitter,
-the server's Retry-After, and no retry at all for a
-:class:`~tasks.poloniex.errors.PermanentError`). Each batch is committed with one
-``CandleStore.append`` (which rewrites only that month) before the next batch is fetched, and
-when a fetch fails for good the pages it did fetch are committed first: a run that dies keeps
-everything up to its last committed batch, and the next run resumes right after the stored end.
+Why batches (measured, ``bench/ingest.py``): a task run per 500-candle page costs more than
+the page, so ``fetch-pages`` fetches one *commit batch* (one UTC month; several for coarse
+intervals). Retries are per page inside it (Prefect's count per task run and its waits cannot
+be interrupted): delays with 50% jitter, the server's Retry-After up to a cap, none for a
+:class:`~tasks.poloniex.errors.PermanentError`. A page lacking candles of its range is asked
+once more before it is believed; holes the server confirms are recorded as known gaps. Each
+batch is committed before the next; on failure or Ctrl-C / SIGTERM (every wait ends at once)
+the pages fetched are committed first and the series lock is released.
 """
 
 from __future__ import annotations
@@ -48,6 +47,7 @@ from tasks.ingest.progress import ingest_progress
 from tasks.ingest.publish import log_outcomes, publish
 from tasks.ingest.request import (
     DEFAULT_LOOKBACK_DAYS,
+    check_start_before_now,
     client_settings,
     default_start_ms,
     validate_request,
@@ -55,7 +55,7 @@ from tasks.ingest.request import (
 from tasks.ingest.series import collect_outcomes, ingest_series
 from tasks.poloniex.client import PoloniexClient
 from tasks.poloniex.errors import PoloniexError
-from tasks.poloniex.fetch import fetch_pages
+from tasks.poloniex.retry import RetryPolicy
 
 
 @flow(name="ingest", validate_parameters=True, log_prints=False)
@@ -73,18 +73,21 @@ def ingest(
     timeout: Timeout = None,
     max_in_flight: InFlight = None,
     progress: bool | None = None,
+    repair: bool = False,
 ) -> list[dict[str, Any]]:
     """Append new closed candles of each symbol (in parallel) to the candle store.
 
     A new store starts at ``start`` or ``lookback_days`` before the server's now; an existing
-    one resumes after its last candle. ``end`` defaults to the server's now. ``retries`` and
-    ``retry_delays`` (seconds, jittered 50%) apply to each page fetch; ``base_url``, rate limit
-    and timeout default to ``CRYPTOFLOW_*`` settings.
+    one resumes after its last candle, and backfills before its first when ``start`` is earlier.
+    ``end`` defaults to the server's now. ``retries`` and ``retry_delays`` (seconds, jittered
+    50%) apply to each page; ``base_url``, rate limit and timeout default to ``CRYPTOFLOW_*``
+    settings.
 
     Args:
         symbols: Markets to ingest in parallel, e.g. BTC_USDT.
         interval: Candle interval (Poloniex names; MONTH_1 is not supported).
-        start: First candle of a new store (UTC); default lookback_days before the server's now.
+        start: First candle wanted (UTC): a new store starts there, an existing one is backfilled
+            back to it; default lookback_days before the server's now.
         end: Last candle to fetch (UTC); default the server's now.
         base_url: Poloniex API or a `cryptoflow replay` URL (default $CRYPTOFLOW_POLONIEX_URL).
         data_dir: Data directory (default $CRYPTOFLOW_DATA_DIR or ./data).
@@ -95,6 +98,8 @@ def ingest(
         timeout: Seconds before one HTTP request times out (default 10).
         max_in_flight: Page requests of one symbol in flight at once (default 4).
         progress: Draw a progress bar on stderr (default: only on a terminal).
+        repair: Ask the server again for every hole inside the stored span (holes among the
+            last 1000 candles are asked again on every run).
     """
     names, iv, start_ms, end_ms, url = validate_request(
         symbols, interval, start, end, base_url, lookback_days
@@ -109,7 +114,6 @@ def ingest(
     )
     store = CandleStore(DataLayout.at(data_dir).candles)
     delays = settings.retry_delays or [0.0]
-    fetch = fetch_pages.with_options(retries=settings.retries, retry_delay_seconds=delays)
     clock = server_time.with_options(
         retries=min(2, settings.retries), retry_delay_seconds=delays[:2]
     )
@@ -119,6 +123,7 @@ def ingest(
             now_ms = clock(client)
         except PoloniexError as exc:
             raise IngestError(unreachable_message(url, exc)) from exc
+        check_start_before_now(start_ms, now_ms)
         with ingest_progress(show) as (on_plan, on_page):
             futures = ingest_series.map(
                 client=unmapped(client),
@@ -129,15 +134,16 @@ def ingest(
                 start_ms=unmapped(start_ms),
                 end_ms=unmapped(end_ms),
                 default_start_ms=unmapped(default_start_ms(now_ms, lookback_days)),
-                fetch=unmapped(fetch),
+                policy=unmapped(RetryPolicy.from_settings(settings)),
                 on_page=unmapped(on_page),
                 on_plan=unmapped(on_plan),
                 in_flight=unmapped(settings.max_in_flight),
+                repair=unmapped(repair),
             )
-            outcomes = collect_outcomes(names, iv, futures)
+            outcomes = collect_outcomes(names, iv, futures, on_stop=client.interrupt)
     log_outcomes(outcomes)
     publish(outcomes, now_ms)
     failed = [o for o in outcomes if o.failed]
     if failed:
-        raise IngestError(failure_message(failed, url))
+        raise IngestError(failure_message(failed, url), [asdict(o) for o in outcomes])
     return [asdict(o) for o in outcomes]

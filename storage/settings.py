@@ -23,6 +23,7 @@ DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_MAX_IN_FLIGHT = 4
 DEFAULT_RETRIES = 4
 DEFAULT_RETRY_DELAYS_S = (1.0, 4.0, 15.0, 60.0)
+DEFAULT_MAX_RETRY_AFTER_S = 60.0
 DEFAULT_DATA_DIR = "./data"
 
 
@@ -53,6 +54,12 @@ class PoloniexSettings(BaseSettings):
     retry_delays: list[float] = Field(
         default_factory=lambda: list(DEFAULT_RETRY_DELAYS_S),
         description="Seconds to wait before each retry (last one repeats), jittered by 50%.",
+    )
+    max_retry_after: float = Field(
+        DEFAULT_MAX_RETRY_AFTER_S,
+        ge=0,
+        description="Longest server Retry-After honoured, in seconds; a longer one fails the "
+        "try as retryable (the next waits retry_delays), so no wait is unbounded.",
     )
 
 

@@ -32,12 +32,21 @@ def main(args: argparse.Namespace) -> int:
     try:
         outcomes = ingest(**params)
     except IngestError as exc:
+        _print_outcomes(exc.outcomes)  # every series' line, the failed ones too, then why
         print(f"cryptoflow ingest: {exc}", file=sys.stderr)
         return 1
-    for o in outcomes:
-        print(
-            f"{o['symbol']} {o['interval']}: {o['added']:,} candles added"
-            + (f" ({o['first_new']} .. {o['last_new']})" if o["added"] else "")
-            + f"; stored until {o['stored_until']}; {o['gaps']} gaps ({o['missing']} missing)"
-        )
+    _print_outcomes(outcomes)
     return 0
+
+
+def _print_outcomes(outcomes: list[dict]) -> None:
+    """One line per series on stdout (a failed one says so; the reason follows on stderr)."""
+    from tasks.ingest.outcome import SeriesOutcome, gaps_text
+
+    for o in outcomes:
+        added = f"{o['added']:,} candles added"
+        if o["added"]:
+            added += f" ({o['first_new']} .. {o['last_new']})"
+        stored = f"stored until {o['stored_until']}" if o["stored_until"] else "nothing stored"
+        head = f"{o['symbol']} {o['interval']}: " + ("failed (see below); " if o["error"] else "")
+        print(head + "; ".join([added, stored, gaps_text(SeriesOutcome(**o))]))

@@ -26,8 +26,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--faults",
         default="",
-        help="fault plan, e.g. '3:429,5-6:reset' (kinds: 429 500 busy "
-        "reset slow truncated malformed; numbers count candle requests from 1)",
+        help="fault plan, e.g. '3:429,5-6:reset' (kinds: 429 429-long 500 busy reset slow "
+        "truncated malformed empty short open; numbers count candle requests from 1)",
     )
     parser.add_argument("--port", type=int, default=0, help="TCP port (default: any free one)")
     parser.add_argument(

@@ -21,6 +21,13 @@ class Fault(StrEnum):
     SLOW = "slow"  # a correct reply after ``slow_seconds`` (longer than the client's timeout)
     TRUNCATED = "truncated"  # the body cut in half (consistent Content-Length: invalid JSON)
     MALFORMED = "malformed"  # one row broken (its high below its low)
+    EMPTY = "empty"  # HTTP 200 with ``[]``: a page that lost every row
+    SHORT = "short"  # HTTP 200 with only the first half of the rows
+    OPEN = "open"  # the last row served still open (ts < closeTime, volume 0, high = low = open)
+    LONG_RATE_LIMIT = "429-long"  # HTTP 429 with a huge Retry-After (one day)
+
+#: Retry-After (seconds) of a ``429-long`` fault: far beyond any client's cap.
+LONG_RETRY_AFTER_S = 86_400.0
 
 
 def parse_faults(spec: str | None) -> dict[int, Fault]:
@@ -76,14 +83,38 @@ class FaultPlan:
 
 def error_reply(fault: Fault | None, retry_after: float) -> tuple[int, bytes, dict] | None:
     """(status, body, headers) of a fault answered instead of the page, else None."""
-    if fault is Fault.RATE_LIMIT:
-        headers = {"Retry-After": f"{retry_after:g}"}
-        return 429, error_body(429, "too many requests"), headers
+    if fault in (Fault.RATE_LIMIT, Fault.LONG_RATE_LIMIT):
+        wait = LONG_RETRY_AFTER_S if fault is Fault.LONG_RATE_LIMIT else retry_after
+        return 429, error_body(429, "too many requests"), {"Retry-After": f"{wait:g}"}
     if fault is Fault.SERVER_ERROR:
         return 500, error_body(500, "internal server error"), {}
     if fault is Fault.BUSY:
         return 400, error_body(24201, "PLEASE TRY AGAIN LATER"), {}
     return None
+
+
+def alter_page(fault: Fault | None, rows: list[bytes]) -> list[bytes]:
+    """The rows (n,) of a page as the fault serves them (unchanged for other faults)."""
+    if fault is Fault.MALFORMED:
+        return malform(rows)
+    if fault is Fault.EMPTY:
+        return []
+    if fault is Fault.SHORT:
+        return rows[: len(rows) // 2]
+    if fault is Fault.OPEN:
+        return [*rows[:-1], still_open(rows[-1])] if rows else rows
+    return rows
+
+
+def still_open(row: bytes) -> bytes:
+    """``row`` as a candle just opened: high = low = close = open, volumes 0, ts < closeTime."""
+    fields = orjson.loads(row)
+    fields[0] = fields[1] = fields[3] = fields[2]
+    fields[4] = fields[5] = fields[6] = fields[7] = "0"
+    fields[8] = 0
+    fields[9] = (fields[12] + fields[13]) // 2  # ts: halfway through the candle
+    fields[10] = fields[2]
+    return orjson.dumps(fields)
 
 
 def malform(rows: list[bytes]) -> list[bytes]:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from cryptoflow.replay.clock import Clock
 from cryptoflow.replay.control import RequestLog, control_reply
-from cryptoflow.replay.faults import Fault, FaultPlan, error_reply, malform, truncate
+from cryptoflow.replay.faults import Fault, FaultPlan, alter_page, error_reply, truncate
 from cryptoflow.replay.market import ApiError, Markets
 from cryptoflow.replay.wire import Handler, HTTPServer, error_body, reset, send
 from storage.schema import Interval, validate_symbol
@@ -167,8 +167,7 @@ class ReplayServer:
         except ApiError as exc:
             status, body, count = 400, error_body(exc.code, exc.message), None
         else:
-            if fault is Fault.MALFORMED:
-                rows = malform(rows)
+            rows = alter_page(fault, rows)
             status, body, count = 200, b"[" + b",".join(rows) + b"]", len(rows)
         self.log.add(entry, status, count)
         if fault is Fault.SLOW:

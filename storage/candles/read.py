@@ -1,4 +1,4 @@
-"""Reading a series: load a time range, all open times, and the newest open time (footer only)."""
+"""Reading a series: load a time range, all open times, the oldest and the newest open time."""
 
 from __future__ import annotations
 
@@ -50,6 +50,15 @@ def open_times(series: Path) -> np.ndarray:
     """All stored open times (n,) int64 ms, ascending."""
     chunks = [parquet.read_open_times(p).to_numpy() for p in committed_months(series).values()]
     return np.concatenate(chunks) if chunks else np.empty(0, dtype=np.int64)
+
+
+def first_open_time(series: Path) -> pd.Timestamp | None:
+    """Open time of the oldest stored candle (reads the oldest partition's open times only)."""
+    for path in committed_months(series).values():
+        times = parquet.read_open_times(path).to_numpy()
+        if len(times):
+            return from_epoch_ms(int(times.min()))
+    return None
 
 
 def last_open_time(series: Path) -> pd.Timestamp | None:

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from storage.candles import append, partitions, read, summary
+from storage.candles import append, known_gaps, partitions, read, summary
 from storage.candles.append import AppendResult
+from storage.candles.known_gaps import KnownGap
 from storage.candles.locking import DEFAULT_LOCK_TIMEOUT_S, series_lock
 from storage.candles.validate import validate_candles
 from storage.schema import Interval, validate_symbol
@@ -98,6 +99,10 @@ class CandleStore:
         """Candles (n, 9) with ``start <= open_time <= end``, sorted, typed; empty typed if none."""
         return read.load_series(self.series_dir(symbol, interval), start, end)
 
+    def first_open_time(self, symbol: str, interval: str | Interval) -> pd.Timestamp | None:
+        """Open time of the oldest stored candle (reads the oldest partition's open times)."""
+        return read.first_open_time(self.series_dir(symbol, interval))
+
     def last_open_time(self, symbol: str, interval: str | Interval) -> pd.Timestamp | None:
         """Open time of the newest stored candle, from the newest partition's metadata only."""
         return read.last_open_time(self.series_dir(symbol, interval))
@@ -111,3 +116,28 @@ class CandleStore:
     def fingerprint(self, symbol: str, interval: str | Interval) -> str:
         """Content fingerprint (hex) from partition names, sizes and Parquet footer metadata."""
         return summary.fingerprint(self.series_dir(symbol, interval), self.exchange)
+
+    # -- known gaps ----------------------------------------------------------------------------
+
+    def known_gaps(self, symbol: str, interval: str | Interval) -> list[KnownGap]:
+        """Holes the server confirmed empty (see :mod:`storage.candles.known_gaps`)."""
+        return known_gaps.read_known_gaps(self.series_dir(symbol, interval))
+
+    def record_known_gaps(
+        self,
+        symbol: str,
+        interval: str | Interval,
+        confirmed: list[tuple[int, int]],
+        checked_ms: int,
+    ) -> tuple[pd.DataFrame, list[KnownGap]]:
+        """Update the known gaps from ``confirmed`` (inclusive open-time runs the server lacked
+        twice) and return (the store's holes, as :meth:`gaps`; the known ones among them)."""
+        iv = Interval.parse(interval)
+        series = self.series_dir(symbol, iv)
+        with self.lock(symbol, iv):
+            holes = summary.gaps(series, iv)
+            previous = known_gaps.read_known_gaps(series)
+            known = known_gaps.reconcile(holes, previous, confirmed, iv.ms, checked_ms)
+            if known != previous:
+                known_gaps.write_known_gaps(series, known)
+        return holes, known

@@ -9,7 +9,7 @@ from prefect import get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.events import emit_event
 
-from tasks.ingest.outcome import SeriesOutcome, iso
+from tasks.ingest.outcome import SeriesOutcome, gaps_text, iso
 
 EVENT_APPENDED = "cryptoflow.candles.appended"
 ARTIFACT_KEY = "ingest-summary"
@@ -25,7 +25,7 @@ def summary_rows(outcomes: list[SeriesOutcome]) -> list[dict[str, object]]:
             "first new candle": o.first_new or "",
             "last new candle": o.last_new or "",
             "stored until": o.stored_until or "",
-            "gaps": f"{o.gaps} ({o.missing} candles missing)",
+            "gaps": gaps_text(o),
             "status": "failed: " + o.error if o.error else "ok",
         }
         for o in outcomes
@@ -56,6 +56,7 @@ def log_outcomes(outcomes: list[SeriesOutcome]) -> None:
     logger = get_run_logger()
     for o in outcomes:
         logger.info(
-            "%s %s: %d candles added (%s .. %s), stored until %s, %d gaps",
-            o.symbol, o.interval, o.added, o.first_new, o.last_new, o.stored_until, o.gaps,
+            "%s %s: %d candles added (%s .. %s), stored until %s, %s%s",
+            o.symbol, o.interval, o.added, o.first_new, o.last_new, o.stored_until or "nothing",
+            gaps_text(o), f"; failed: {o.error}" if o.error else "",
         )  # fmt: skip

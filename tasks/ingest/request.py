@@ -8,6 +8,7 @@ from typing import Any
 from storage.errors import BadInputError
 from storage.schema import Interval, to_epoch_ms, validate_symbol
 from storage.settings import PoloniexSettings
+from tasks.ingest.outcome import iso
 from tasks.poloniex.client import check_base_url
 
 DEFAULT_LOOKBACK_DAYS = 30
@@ -56,6 +57,15 @@ def validate_request(
     if not lookback_days > 0:
         raise BadInputError(f"lookback_days: must be positive, got {lookback_days}")
     return clean, iv, start_ms, end_ms, url
+
+
+def check_start_before_now(start_ms: int | None, server_now_ms: int) -> None:
+    """:class:`BadInputError` when ``start`` is after the server's now: nothing to fetch."""
+    if start_ms is not None and start_ms > server_now_ms:
+        raise BadInputError(
+            f"start ({iso(start_ms)}) is after the server's now ({iso(server_now_ms)}): "
+            "there is nothing to fetch yet; nothing was written"
+        )
 
 
 def default_start_ms(server_now_ms: int, lookback_days: float) -> int:

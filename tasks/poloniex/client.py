@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -16,6 +17,7 @@ from storage.schema import Interval, validate_symbol
 from storage.settings import (
     DEFAULT_BASE_URL,
     DEFAULT_MAX_REQUESTS_PER_SECOND,
+    DEFAULT_MAX_RETRY_AFTER_S,
     DEFAULT_TIMEOUT_S,
     PoloniexSettings,
 )
@@ -23,6 +25,7 @@ from tasks.poloniex.errors import (
     PERMANENT_CODES,
     RETRYABLE_CODES,
     BadParameterError,
+    FetchInterrupted,
     PageValidationError,
     PermanentError,
     RetryableError,
@@ -51,7 +54,9 @@ def _retry_after(response: httpx.Response) -> float | None:
 class PoloniexClient:
     """Poloniex v3 market data over ONE keep-alive ``httpx.Client``, with a client-side rate limit.
 
-    Thread-safe: several symbols may fetch through one client at once.
+    Thread-safe: several symbols may fetch through one client at once. A server's Retry-After
+    is honoured up to ``max_retry_after`` seconds; :meth:`interrupt` ends every wait at once
+    (the waiting call raises :class:`FetchInterrupted`) and refuses further requests.
     """
 
     def __init__(
@@ -60,11 +65,14 @@ class PoloniexClient:
         *,
         timeout: float = DEFAULT_TIMEOUT_S,
         max_requests_per_second: float | None = DEFAULT_MAX_REQUESTS_PER_SECOND,
+        max_retry_after: float = DEFAULT_MAX_RETRY_AFTER_S,
     ) -> None:
         self.base_url = check_base_url(base_url).rstrip("/")
         self.timeout = timeout
+        self.max_retry_after = float(max_retry_after)
         self.requests_sent = 0
-        self._bucket = TokenBucket(max_requests_per_second)
+        self.stop = threading.Event()
+        self._bucket = TokenBucket(max_requests_per_second, self.stop)
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=timeout,
@@ -77,8 +85,20 @@ class PoloniexClient:
         """A client configured from :class:`PoloniexSettings` (environment by default)."""
         s = settings or PoloniexSettings()
         return cls(
-            s.poloniex_url, timeout=s.timeout, max_requests_per_second=s.max_requests_per_second
+            s.poloniex_url,
+            timeout=s.timeout,
+            max_requests_per_second=s.max_requests_per_second,
+            max_retry_after=s.max_retry_after,
         )
+
+    def interrupt(self) -> None:
+        """Stop: every wait of this client ends now, and no further request is sent."""
+        self.stop.set()
+
+    def wait(self, seconds: float) -> None:
+        """Sleep ``seconds``, or raise :class:`FetchInterrupted` as soon as :meth:`interrupt`."""
+        if self.stop.wait(max(0.0, seconds)):
+            raise FetchInterrupted(f"stopped during a {seconds:.3g} s wait before a retry")
 
     def close(self) -> None:
         """Close the keep-alive connections."""
@@ -117,12 +137,13 @@ class PoloniexClient:
         message = body.get("message") if isinstance(body, dict) else None
         detail = f"{where} -> HTTP {status}" + (f", code {code}: {message}" if code else "")
         if status == 429:
-            retry_after = _retry_after(response)
+            retry_after, note = self._honoured_retry_after(response)
             if retry_after:
                 self._bucket.pause_until(time.monotonic() + retry_after)
-            raise RetryableError(f"{detail} (rate limited)", retry_after=retry_after)
+            raise RetryableError(f"{detail} (rate limited){note}", retry_after=retry_after)
         if isinstance(code, int) and code in RETRYABLE_CODES:
-            raise RetryableError(f"{detail} ({RETRYABLE_CODES[code]})", _retry_after(response))
+            retry_after, note = self._honoured_retry_after(response)
+            raise RetryableError(f"{detail} ({RETRYABLE_CODES[code]}){note}", retry_after)
         if isinstance(code, int) and code in PERMANENT_CODES:
             parameter = PERMANENT_CODES[code]
             raise BadParameterError(
@@ -131,8 +152,20 @@ class PoloniexClient:
                 code=code,
             )
         if status >= 500:
-            raise RetryableError(f"{detail} (server error)", _retry_after(response))
+            retry_after, note = self._honoured_retry_after(response)
+            raise RetryableError(f"{detail} (server error){note}", retry_after)
         raise PermanentError(f"Poloniex rejected the request: {detail}", code=code)
+
+    def _honoured_retry_after(self, response: httpx.Response) -> tuple[float | None, str]:
+        """The server's Retry-After if within the cap, else None and a note saying why."""
+        asked = _retry_after(response)
+        if asked is None or asked <= self.max_retry_after:
+            return asked, ""
+        return None, (
+            f"; the server asks to wait {asked:g} s (Retry-After), more than the "
+            f"{self.max_retry_after:g} s cap (CRYPTOFLOW_MAX_RETRY_AFTER): this try fails, "
+            "the retry waits its own delay"
+        )
 
     def server_time_ms(self) -> int:
         """Server "now" in epoch ms (``GET /timestamp`` -> ``{"serverTime": ms}``)."""
@@ -150,7 +183,7 @@ class PoloniexClient:
         end_ms: int,
         limit: int = MAX_LIMIT,
     ) -> pd.DataFrame:
-        """Candles with open time in ``[start_ms, end_ms]`` (n <= limit rows, candle schema)."""
+        """Closed candles with open time in ``[start_ms, end_ms]`` (n <= limit rows, schema)."""
         return candles_frame([self.fetch_candle_arrays(symbol, interval, start_ms, end_ms, limit)])
 
     def fetch_candle_arrays(
@@ -161,7 +194,8 @@ class PoloniexClient:
         end_ms: int,
         limit: int = MAX_LIMIT,
     ) -> dict[str, np.ndarray]:
-        """One validated page as columns (n,) with times in epoch ms (see :func:`candles_frame`)."""
+        """One validated page as columns (n,) with times in epoch ms (see :func:`candles_frame`);
+        rows still open by their own ``ts`` are left out."""
         symbol = validate_symbol(symbol)
         interval = Interval.parse(interval)
         check_limit(limit)
@@ -175,7 +209,7 @@ class PoloniexClient:
         }
         rows = self._get(f"/markets/{symbol}/candles", params)
         try:
-            return parse_candle_arrays(rows, interval, start_ms, end_ms)
+            return parse_candle_arrays(rows, interval, start_ms, end_ms, drop_open=True)
         except PageValidationError as exc:
             raise PageValidationError(
                 f"{symbol} {interval.value} [{start_ms}, {end_ms}]: {exc}"

@@ -54,6 +54,17 @@ class BadParameterError(PermanentError, BadInputError):
     a malformed time or limit (``parameter`` names it)."""
 
 
+class RetriesExhaustedError(RetryableError):
+    """A page that still failed after its retries (the message counts the tries)."""
+
+
+class FetchInterrupted(PoloniexError):
+    """The fetch was told to stop (Ctrl-C, SIGTERM) while it waited or between pages."""
+
+
 def is_retryable(exc: BaseException | None) -> bool:
-    """True for errors worth retrying (everything except :class:`PermanentError` and bad input)."""
-    return exc is not None and not isinstance(exc, PermanentError | ValueError | TypeError)
+    """True for errors worth retrying (everything except :class:`PermanentError`, a stop, bad
+    input and an exhausted page)."""
+    return exc is not None and not isinstance(
+        exc, PermanentError | FetchInterrupted | RetriesExhaustedError | ValueError | TypeError
+    )

@@ -1,16 +1,20 @@
-"""The client-side rate limit: a thread-safe token bucket that honours a server's Retry-After."""
+"""The client-side rate limit: a thread-safe token bucket that honours a server's Retry-After,
+and whose waits end at once when its stop event is set."""
 
 from __future__ import annotations
 
 import threading
 import time
 
+from tasks.poloniex.errors import FetchInterrupted
+
 
 class TokenBucket:
     """Thread-safe token bucket: at most ``rate`` acquisitions per second, bursts of ``rate``."""
 
-    def __init__(self, rate: float | None) -> None:
+    def __init__(self, rate: float | None, stop: threading.Event | None = None) -> None:
         self.rate = float(rate or 0.0)
+        self.stop = stop or threading.Event()
         self.capacity = max(1.0, self.rate)
         self._tokens = self.capacity
         self._last = time.monotonic()
@@ -23,8 +27,10 @@ class TokenBucket:
             self._not_before = max(self._not_before, monotonic_deadline)
 
     def acquire(self) -> None:
-        """Block until one request may be sent."""
+        """Block until one request may be sent; :class:`FetchInterrupted` once ``stop`` is set."""
         while True:
+            if self.stop.is_set():
+                raise FetchInterrupted("stopped before sending a request")
             with self._lock:
                 now = time.monotonic()
                 wait = self._not_before - now
@@ -37,4 +43,5 @@ class TokenBucket:
                         self._tokens -= 1.0
                         return
                     wait = (1.0 - self._tokens) / self.rate
-            time.sleep(wait)
+            if self.stop.wait(wait):
+                raise FetchInterrupted("stopped while waiting for the rate limit")

@@ -289,6 +289,28 @@ def test_each_fault_kind_on_the_wire(server, legacy):
     ]  # fmt: skip
 
 
+def test_page_faults_empty_short_open_and_a_huge_retry_after(server, legacy):
+    t0 = int(to_ms(legacy["open_time"])[0])
+    params = {"startTime": t0, "endTime": t0 + 99 * FIVE_MIN, "limit": 100}
+    full = _candles(server, **params).json()  # before the plan: numbering starts at the next
+    server.set_faults("1:empty,2:short,3:open,4:429-long")
+
+    r = _candles(server, **params)
+    assert r.status_code == 200 and r.json() == []
+    assert _candles(server, **params).json() == full[:50]
+    rows = _candles(server, **params).json()
+    assert rows[:-1] == full[:-1] and rows[-1] != full[-1]
+    low, high, open_, close, quote, base = rows[-1][:6]
+    assert low == high == close == open_ == full[-1][2] and float(quote) == float(base) == 0
+    assert rows[-1][12:] == full[-1][12:] and rows[-1][12] < rows[-1][9] < rows[-1][13]
+    r = _candles(server, **params)
+    assert r.status_code == 429 and float(r.headers["Retry-After"]) >= 3600
+    assert _candles(server, **params).json() == full  # and then it behaves
+    faults = [e["fault"] for e in server.candle_requests()]
+    assert faults[1:5] == ["empty", "short", "open", "429-long"]
+    assert [e["rows"] for e in server.candle_requests()][1:4] == [0, 50, 100]
+
+
 def test_parse_now():
     assert parse_now("1500000000000") == 1_500_000_000_000
     assert parse_now("2017-07-14T02:40:00Z") == 1_500_000_000_000

@@ -294,6 +294,38 @@ def test_gaps_exact_on_crafted_holes(store: CandleStore) -> None:
     assert store.gaps(SYM, M5)["missing"].tolist() == [1, 2]
 
 
+def test_known_gaps_are_the_confirmed_holes_the_store_still_has(store: CandleStore) -> None:
+    full = synthetic("2024-01-31 23:00", 100)
+    t = full["open_time"].astype("int64").to_numpy()  # ms
+    store.append(SYM, M5, full.drop(index=[3, 10, 11, 12, 50, 51]))
+    assert store.first_open_time(SYM, M5) == full.open_time[0]
+    assert store.known_gaps(SYM, M5) == []
+    # confirmed: the 10..12 hole (as two adjacent runs) and part of the 50..51 hole only
+    holes, known = store.record_known_gaps(
+        SYM, M5, [(t[10], t[11]), (t[12], t[12]), (t[50], t[50])], checked_ms=123
+    )
+    assert len(holes) == 3
+    assert [(k.start_ms, k.end_ms, k.missing, k.checked_ms) for k in known] == [
+        (t[10], t[12], 3, 123)
+    ]
+    assert store.known_gaps(SYM, M5) == known  # recorded beside the partitions
+    # a later run that confirms nothing keeps it; refilling part of it shrinks it
+    store.append(SYM, M5, full.iloc[[12]])
+    _, known = store.record_known_gaps(SYM, M5, [], checked_ms=456)
+    assert [(k.start_ms, k.end_ms, k.checked_ms) for k in known] == [(t[10], t[11], 123)]
+    store.append(SYM, M5, full.iloc[[10, 11]])
+    assert store.record_known_gaps(SYM, M5, [], checked_ms=789)[1] == []
+    assert store.known_gaps(SYM, M5) == []
+
+
+def test_an_unreadable_known_gaps_record_is_a_corrupt_store(store: CandleStore) -> None:
+    full = synthetic("2024-01-31 23:00", 10)
+    store.append(SYM, M5, full)
+    (store.series_dir(SYM, M5) / "known-gaps.json").write_text("{not json")
+    with pytest.raises(CorruptStoreError, match="known-gaps"):
+        store.known_gaps(SYM, M5)
+
+
 @pytest.mark.slow
 def test_gaps_exact_on_real_bitfinex_1m(store: CandleStore) -> None:
     src = load_recorded(shared_file(BITFINEX_1M_2015))

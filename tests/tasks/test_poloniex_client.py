@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 import time
 
 import numpy as np
@@ -15,8 +16,13 @@ from storage.errors import BadInputError, TransientError
 from storage.schema import CANDLE_DTYPES, to_ms
 from storage.settings import PoloniexSettings
 from tasks.poloniex.client import PoloniexClient
-from tasks.poloniex.errors import PageValidationError, PermanentError, RetryableError
-from tasks.poloniex.pages import MAX_LIMIT, parse_candles
+from tasks.poloniex.errors import (
+    FetchInterrupted,
+    PageValidationError,
+    PermanentError,
+    RetryableError,
+)
+from tasks.poloniex.pages import MAX_LIMIT, parse_candle_arrays, parse_candles
 from tasks.poloniex.planning import page_ranges, plan_batches
 from tasks.poloniex.ratelimit import TokenBucket
 from tests.support.paths import shared_file
@@ -250,6 +256,57 @@ def test_retry_after_holds_the_next_request(server, legacy):
         assert time.monotonic() - began >= 0.25  # Retry-After: 0.3 s
 
 
+def test_a_retry_after_beyond_the_cap_fails_the_try_and_holds_nothing(server, legacy):
+    t0 = int(to_ms(legacy["open_time"])[0])
+    server.set_faults("1:429-long")
+    with PoloniexClient(server.url, max_requests_per_second=0, max_retry_after=5) as client:
+        with pytest.raises(RetryableError, match=r"wait 86400 s \(Retry-After\).*5 s cap") as info:
+            client.fetch_candles("BTC_USDT", "MINUTE_5", t0, t0)
+        assert info.value.retry_after is None and "/markets/BTC_USDT/candles" in str(info.value)
+        began = time.monotonic()
+        assert len(client.fetch_candles("BTC_USDT", "MINUTE_5", t0, t0)) == 1
+        assert time.monotonic() - began < 2  # the next request was not held for a day
+
+
+def test_interrupt_ends_a_retry_after_wait_at_once(server, legacy):
+    t0 = int(to_ms(legacy["open_time"])[0])
+    server.set_faults("1:429")
+    server.retry_after = 30
+    with PoloniexClient(server.url, max_requests_per_second=0) as client:
+        with pytest.raises(RetryableError):
+            client.fetch_candles("BTC_USDT", "MINUTE_5", t0, t0)
+        threading.Timer(0.3, client.interrupt).start()
+        began = time.monotonic()
+        with pytest.raises(FetchInterrupted):
+            client.fetch_candles("BTC_USDT", "MINUTE_5", t0, t0)  # waits out the Retry-After
+        assert time.monotonic() - began < 3
+        with pytest.raises(FetchInterrupted):
+            client.wait(10)
+
+
+def test_rows_still_open_by_their_ts_are_dropped_on_request():
+    samples = _samples()
+    # HOUR_1: ts 1710328420599 < closeTime: the candle was still open when recorded
+    hour = samples["v3-markets-BTC_USDT-candles-HOUR_1.json"]
+    assert len(parse_candle_arrays(hour, "HOUR_1", drop_open=True)["open_time"]) == 0
+    assert len(parse_candle_arrays(hour, "HOUR_1")["open_time"]) == 1
+    # ETH_BTC: the first row closed (ts after closeTime), the second still open
+    eth = samples["v3-markets-ETH_BTC-candles-HOUR_1.json"]
+    kept = parse_candle_arrays(eth, "HOUR_1", drop_open=True)["open_time"]
+    assert kept.tolist() == [eth[0][12]]
+    # ts = 0 (the documented sample of a closed 2022 candle) says nothing: kept
+    five = samples["v3-markets-BTC_USDT-candles-MINUTE_5.json"]
+    assert len(parse_candle_arrays(five, "MINUTE_5", drop_open=True)["open_time"]) == 1
+
+
+def test_the_client_never_returns_a_row_still_open(server, legacy):
+    t0 = int(to_ms(legacy["open_time"])[0])
+    server.set_faults("1:open")
+    with PoloniexClient(server.url, max_requests_per_second=0) as client:
+        got = client.fetch_candles("BTC_USDT", "MINUTE_5", t0, t0 + 9 * FIVE_MIN)
+    pd.testing.assert_frame_equal(got, legacy.iloc[:9].reset_index(drop=True))
+
+
 def test_permanent_errors_name_the_parameter(server, legacy):
     t0 = int(to_ms(legacy["open_time"])[0])
     with PoloniexClient(server.url, max_requests_per_second=0) as client:
@@ -312,4 +369,24 @@ def test_defaults():
     monkey = PoloniexSettings.model_fields
     assert monkey["poloniex_url"].default == "https://api.poloniex.com"
     assert monkey["max_requests_per_second"].default == 20.0
+    assert monkey["max_retry_after"].default == 60.0
     assert np.isfinite(monkey["timeout"].default)
+
+
+def test_a_page_the_store_refuses_stops_the_valid_prefix(legacy):
+    from storage.errors import BadInputError
+    from storage.schema import Interval
+    from tasks.poloniex.fetch import valid_prefix
+
+    def page(rows: pd.DataFrame) -> dict[str, np.ndarray]:
+        cols = {c: rows[c].to_numpy() for c in rows.columns}
+        cols["open_time"], cols["close_time"] = to_ms(rows["open_time"]), to_ms(rows["close_time"])
+        return cols
+
+    good, bad, later = (page(legacy.iloc[i : i + 10]) for i in (0, 10, 20))
+    bad["low"] = bad["low"].copy()
+    bad["low"][3] = 0.0
+    kept, why = valid_prefix([good, bad, later], Interval.MINUTE_5)
+    assert len(kept) == 1 and kept[0] is good
+    assert isinstance(why, BadInputError) and "price <= 0" in str(why)
+    assert valid_prefix([good, later], Interval.MINUTE_5) == ([good, later], None)

@@ -1,0 +1,183 @@
+"""Ingest under failures: a huge Retry-After is capped, Ctrl-C or SIGTERM stops a wait within
+seconds, a still-open row is never stored, retries count per page, a row the store refuses is
+retried like an invalid page, and messages say what really happened. Replay on 127.0.0.1, real
+store, real Prefect API, the CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pandas as pd
+import pytest
+
+from cryptoflow.cli import main as cli_main
+from cryptoflow.replay import ReplayServer
+from storage.recorded import load_recorded
+from storage.schema import to_ms
+from tasks.ingest.outcome import IngestError
+from tests.support.ingest import assert_store_equals, candle_store, run_ingest, stored
+from tests.support.paths import shared_file
+from tests.support.realdata import POLONIEX_5M
+
+
+@pytest.fixture(scope="module")
+def legacy() -> pd.DataFrame:
+    return load_recorded(shared_file(POLONIEX_5M))
+
+
+def _first(source: pd.DataFrame) -> int:
+    """The first candle's open time (ms): a start there makes page 1 whole."""
+    return int(to_ms(source["open_time"])[0])
+
+
+def _in_thread(fn, limit: float):
+    """``fn()`` in a daemon thread: its result, or a failure when it takes over ``limit`` s."""
+    box: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    worker.join(limit)
+    assert not worker.is_alive(), f"still running after {limit} s"
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box["result"]
+
+
+def test_a_huge_retry_after_fails_the_page_as_retryable_and_the_retry_succeeds(
+    prefect_api, data_dir, legacy
+):
+    source = legacy.iloc[:1500]
+    with ReplayServer(source, faults="2:429-long") as srv:
+        began = time.monotonic()
+        result = _in_thread(
+            lambda: run_ingest(srv, data_dir, start="2017-07-14", max_in_flight=1), 90
+        )
+        log = srv.candle_requests()
+    assert time.monotonic() - began < 60
+    assert_store_equals(data_dir, source)
+    assert result[0]["added"] == 1500
+    assert log[1]["fault"] == "429-long" and log[2]["params"] == log[1]["params"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_a_retry_after_wait_stops_within_seconds(
+    prefect_api, data_dir, legacy, signum
+):
+    source = legacy.iloc[:1500]
+    sent: list[float] = []
+
+    def interrupt_when_waiting(srv: ReplayServer) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if any(e["fault"] == "429" for e in srv.candle_requests()):
+                time.sleep(0.5)  # the client is now waiting out the 40 s Retry-After
+                sent.append(time.monotonic())
+                os.kill(os.getpid(), signum)
+                return
+            time.sleep(0.05)
+
+    # Prefect re-sends SIGTERM to the handler it found once its flow has stopped: make that
+    # one a no-op here, so the signal ends the flow run and not the test process
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        with ReplayServer(source, faults="2:429", retry_after=40) as srv:
+            killer = threading.Thread(target=interrupt_when_waiting, args=(srv,), daemon=True)
+            killer.start()
+            with pytest.raises(BaseException) as info:  # KeyboardInterrupt or TerminationSignal
+                run_ingest(srv, data_dir, start=_first(source), max_in_flight=1)
+            stopped = time.monotonic()
+            killer.join(5)
+            first_page_end = int(srv.candle_requests()[0]["params"]["endTime"])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert not isinstance(info.value, Exception) or "Termination" in type(info.value).__name__
+    assert sent and stopped - sent[0] < 10, f"stopped {stopped - sent[0]:.1f} s after the signal"
+    # the page fetched before the wait is committed, exactly; the series lock is free
+    kept = source[to_ms(source["open_time"]) <= first_page_end]
+    assert len(kept) == 500
+    assert_store_equals(data_dir, kept)
+    store = candle_store(data_dir)
+    with store.lock("BTC_USDT", "MINUTE_5", timeout=0.5):
+        pass
+
+
+def test_a_row_still_open_by_its_ts_is_never_stored(prefect_api, data_dir, legacy):
+    source = legacy.iloc[:300]
+    # the server's clock says every candle has closed, yet the last row is still open
+    with ReplayServer(source, faults="1:open") as srv:
+        first = run_ingest(srv, data_dir, start=_first(source))
+        assert_store_equals(data_dir, source.iloc[:299])
+        assert first[0]["added"] == 299
+        second = run_ingest(srv, data_dir)
+    assert_store_equals(data_dir, source)
+    assert second[0]["added"] == 1
+
+
+def test_retries_count_per_page(prefect_api, data_dir, legacy):
+    source = legacy.iloc[:3000]
+    with ReplayServer(source, faults="2:500,5:500") as srv:
+        result = run_ingest(srv, data_dir, start=_first(source), retries=1, max_in_flight=1)
+        assert len(srv.candle_requests()) == 7 + 2  # 6 pages, the one at now, 2 retries
+    assert_store_equals(data_dir, source)
+    assert result[0]["added"] == 3000
+
+
+def test_a_row_the_store_refuses_is_retried_and_earlier_pages_are_committed(
+    prefect_api, data_dir, legacy
+):
+    source = legacy.iloc[:2500].reset_index(drop=True)
+    source.loc[1200, "low"] = 0.0  # page 3: a zero price, which the store refuses
+    with ReplayServer(source) as srv:
+        state = run_ingest(srv, data_dir, start=_first(source), retries=2, max_in_flight=1,
+                           return_state=True)  # fmt: skip
+        pages = [e["params"]["startTime"] for e in srv.candle_requests()]
+    assert state.is_failed()
+    message = str(state.result(raise_on_failure=False))
+    assert "price <= 0" in message and "failed after retries" in message
+    assert "committed up to 2017-07-17" in message
+    assert pages.count(pages[2]) == 3  # the bad page: first try and two retries
+    assert_store_equals(data_dir, source.iloc[:1000])
+
+
+def test_a_failure_that_was_not_retried_does_not_say_so(prefect_api, data_dir, legacy):
+    with ReplayServer(legacy.iloc[:600]) as srv:
+        with pytest.raises(IngestError) as info:
+            run_ingest(srv, data_dir, symbols=["ETH_BTC"], start="2017-07-14", retries=3)
+    assert "ETH_BTC MINUTE_5 failed:" in str(info.value)
+    assert "after retries" not in str(info.value)
+
+
+def test_one_failing_symbol_does_not_hide_the_others(prefect_api, data_dir, legacy, capsys):
+    with ReplayServer(legacy.iloc[:800]) as srv:
+        code = cli_main(
+            ["ingest", "--symbol", "BTC_USDT", "--symbol", "ETH_BTC", "--start", "2017-07-14",
+             "--base-url", srv.url, "--data-dir", str(data_dir), "--rate-limit", "0",
+             "--no-progress"]
+        )  # fmt: skip
+    captured = capsys.readouterr()
+    assert code != 0
+    assert "BTC_USDT MINUTE_5: 800 candles added" in captured.out
+    assert "ETH_BTC MINUTE_5: failed" in captured.out
+    assert "ETH_BTC" in captured.err and "symbol" in captured.err
+    assert len(stored(data_dir)) == 800
+
+
+def test_a_start_after_the_server_now_is_refused(prefect_api, data_dir, legacy, capsys):
+    with ReplayServer(legacy.iloc[:100]) as srv:
+        code = cli_main(
+            ["ingest", "--start", "2030-01-01", "--base-url", srv.url, "--data-dir",
+             str(data_dir), "--no-progress"]
+        )  # fmt: skip
+        assert srv.candle_requests() == []
+    err = capsys.readouterr().err
+    assert code == 2 and "start" in err and "server" in err and "None" not in err
+    assert not any(p.is_file() for p in data_dir.rglob("*"))
