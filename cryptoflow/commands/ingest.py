@@ -13,6 +13,7 @@ ALIASES = {"symbols": "--symbol", "max_requests_per_second": "--rate-limit"}
 def configure(parser: argparse.ArgumentParser) -> None:
     """The ingest flow's parameters as options (``--symbol`` repeats, as ``--symbols A,B``)."""
     from flows.ingest import ingest
+    from storage.errors import EXIT_TRANSIENT
 
     add_flow_options(parser, ingest, aliases=ALIASES)
 
@@ -34,7 +35,11 @@ def main(args: argparse.Namespace) -> int:
     except IngestError as exc:
         _print_outcomes(exc.outcomes)  # every series' line, the failed ones too, then why
         print(f"cryptoflow ingest: {exc}", file=sys.stderr)
-        return 1
+        failed = [o for o in exc.outcomes if o.get("error")]
+        # The server unreachable (no series started), or every failure a remote one that
+        # outlasted its retries: exit 4; anything else (a lock, a permanent API error): 1.
+        transient = not exc.outcomes or (failed and all(o.get("retried") for o in failed))
+        return EXIT_TRANSIENT if transient else 1
     _print_outcomes(outcomes)
     return 0
 

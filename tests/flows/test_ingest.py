@@ -272,7 +272,7 @@ def test_cli_ingest(prefect_api, data_dir, legacy, capsys):
          "--timeout", "1", "--no-progress"]
     )  # fmt: skip
     err = capsys.readouterr().err
-    assert code == 1 and "--base-url" in err and "cryptoflow replay" in err
+    assert code == 4 and "--base-url" in err and "cryptoflow replay" in err  # remote, retried
     assert not empty.exists()
 
 
