@@ -13,7 +13,6 @@ ALIASES = {"symbols": "--symbol", "max_requests_per_second": "--rate-limit"}
 def configure(parser: argparse.ArgumentParser) -> None:
     """The ingest flow's parameters as options (``--symbol`` repeats, as ``--symbols A,B``)."""
     from flows.ingest import ingest
-    from storage.errors import EXIT_TRANSIENT
 
     add_flow_options(parser, ingest, aliases=ALIASES)
 
@@ -21,6 +20,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     """Validate the arguments, run the ingest flow, print one line per series."""
     from flows.ingest import ingest
+    from storage.errors import EXIT_TRANSIENT
     from tasks.ingest.outcome import IngestError
     from tasks.ingest.request import validate_request
 
