@@ -14,6 +14,7 @@ import importlib
 import os
 import sys
 
+from cryptoflow.signals import orderly_shutdown
 from storage.errors import EXIT_INTERRUPTED, CryptoflowError, exit_code_for
 
 SUBCOMMANDS: dict[str, str] = {
@@ -60,12 +61,21 @@ def _quiet_environment() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; SIGINT and SIGTERM stop it in order (``cryptoflow.signals``).
+
+    As the console script (``argv`` None) the signal handlers stay until the process ends; an
+    in-process call gets the previous ones back.
+    """
     _quiet_environment()
+    console = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(_command(argv)).parse_args(argv)
-    module = importlib.import_module(args._module)
+    name = "cryptoflow"
     try:
-        return _run_with_data_dir(module, args)
+        with orderly_shutdown(restore=not console):
+            args = build_parser(_command(argv)).parse_args(argv)
+            name = f"cryptoflow {args.command}"
+            module = importlib.import_module(args._module)
+            return _run_with_data_dir(module, args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -73,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         # Bad input, a corrupt store, a remote failure: one clear line, no traceback.
         code = exit_code_for(exc)
         kind = {3: "corrupt store", 4: "remote failure"}.get(code, "error")
-        print(f"cryptoflow {args.command}: {kind}: {exc}", file=sys.stderr)
+        print(f"{name}: {kind}: {exc}", file=sys.stderr)
         return code
 
 

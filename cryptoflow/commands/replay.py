@@ -3,7 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+
+
+def _port(text: str) -> int:
+    """A TCP port number, 0 (any free one) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port from 0 (any free one) to 65535, got {text!r}")
+    return port
+
+
+def _seconds(text: str) -> float:
+    """A finite, non-negative number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"a number of seconds >= 0, got {text!r}")
+    return value
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -21,7 +44,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--interval", default=None, help="candle interval of the data (default: inferred)"
     )
     parser.add_argument(
-        "--now", default=None, help="server clock, epoch ms or ISO (default: after the last candle)"
+        "--now", default=None,
+        help="server clock, epoch ms or ISO, from 2000-01-01 (default: after the last candle)",
     )
     parser.add_argument(
         "--faults",
@@ -29,23 +53,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="fault plan, e.g. '3:429,5-6:reset' (kinds: 429 429-long 500 busy reset slow "
         "truncated malformed empty short open; numbers count candle requests from 1)",
     )
-    parser.add_argument("--port", type=int, default=0, help="TCP port (default: any free one)")
+    parser.add_argument("--port", type=_port, default=0, help="TCP port (default: any free one)")
     parser.add_argument(
-        "--slow-seconds", type=float, default=15.0, help="delay of a 'slow' fault (15)"
+        "--slow-seconds", type=_seconds, default=15.0, help="delay of a 'slow' fault (15)"
     )
     parser.add_argument(
-        "--retry-after", type=float, default=1.0, help="Retry-After of a '429' fault (1)"
+        "--retry-after", type=_seconds, default=1.0, help="Retry-After of a '429' fault (1)"
     )
 
 
 def main(args: argparse.Namespace) -> int:
-    """Load the data, serve until Ctrl-C; prints the URL first."""
+    """Load the data, serve until Ctrl-C or SIGTERM (exit 0); prints the URL first."""
     import pandas as pd
 
     from cryptoflow.replay import ReplayServer
     from cryptoflow.replay.clock import parse_now
     from storage.recorded import load_recorded
 
+    now_ms = parse_now(args.now)  # bad input fails before the data is read
     frames = [load_recorded(p, interval=args.interval, symbol=args.symbol) for p in args.data]
     interval = args.interval or frames[0].attrs.get("interval")
     candles = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
@@ -54,7 +79,7 @@ def main(args: argparse.Namespace) -> int:
         candles,
         symbol=args.symbol,
         interval=interval,
-        now_ms=parse_now(args.now),
+        now_ms=now_ms,
         faults=args.faults,
         port=args.port,
         retry_after=args.retry_after,

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from cryptoflow.replay.clock import check_now_ms
 from cryptoflow.replay.wire import error_body
 from storage.errors import BadInputError
 
@@ -67,7 +68,7 @@ def control_reply(
     if path == "/_replay/clock" and method == "POST":
         if "now" not in params:
             raise BadInputError("POST /_replay/clock needs ?now=<epoch ms>")
-        server.set_now(int(params["now"]))
+        server.set_now(check_now_ms(int(params["now"]), "?now"))
         return 200, orjson.dumps({"now": server.now_ms})
     if path == "/_replay/faults" and method == "POST":
         server.set_faults(params.get("spec", ""))

@@ -21,6 +21,7 @@ from cryptoflow.replay.control import RequestLog, control_reply
 from cryptoflow.replay.faults import Fault, FaultPlan, alter_page, error_reply, truncate
 from cryptoflow.replay.market import ApiError, Markets
 from cryptoflow.replay.wire import Handler, HTTPServer, error_body, reset, send
+from storage.errors import BadInputError
 from storage.schema import Interval, validate_symbol
 
 
@@ -53,7 +54,13 @@ class ReplayServer:
         self.slow_seconds = slow_seconds
         self.log = RequestLog()
         self._faults = FaultPlan(faults)
-        self._httpd = HTTPServer(("127.0.0.1", port), Handler)
+        try:
+            self._httpd = HTTPServer(("127.0.0.1", port), Handler)
+        except OSError as exc:  # EADDRINUSE, EACCES: one line, exit 2
+            raise BadInputError(
+                f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc} "
+                "(choose another --port, or 0 for any free one)"
+            ) from None
         self._httpd.router = self
         self._thread: threading.Thread | None = None
 
@@ -75,7 +82,7 @@ class ReplayServer:
         return self
 
     def serve_forever(self) -> None:
-        """Serve in this thread until Ctrl-C (or :meth:`stop` from another thread)."""
+        """Serve in this thread until KeyboardInterrupt (SIGINT/SIGTERM under the CLI) or stop()."""
         try:
             self._httpd.serve_forever()
         finally:

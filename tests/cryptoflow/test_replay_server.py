@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 
@@ -320,6 +321,21 @@ def test_parse_now():
         parse_now("yesterday-ish")
 
 
+@pytest.mark.parametrize(
+    "text", ["-5", "0", "1500000000", "1999-12-31T23:59:59Z", "99999999999999999", "3000-01-01"]
+)
+def test_parse_now_refuses_times_outside_2000_to_2262(text):
+    with pytest.raises(BadInputError, match="--now .*2000-01-01"):
+        parse_now(text)
+
+
+def test_clock_control_refuses_a_time_before_2000(server):
+    before = server.now_ms
+    reply = httpx.post(server.url + "/_replay/clock", params={"now": "-5"})
+    assert reply.status_code == 400 and "2000-01-01" in reply.json()["message"]
+    assert server.now_ms == before
+
+
 def test_several_markets(legacy):
     other = legacy.iloc[:10].copy()
     other["close"] = other["open"]
@@ -354,6 +370,39 @@ def test_replay_subcommand_serves_until_interrupted(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _replay_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "cryptoflow.cli", "replay", "--data",
+         str(shared_file(POLONIEX_5M)), *args],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_replay_subcommand_on_a_busy_port_is_one_line_exit_2():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _replay_cli("--port", str(port))
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0] and "in use" in lines[0], lines
+
+
+@pytest.mark.parametrize(
+    ("args", "name"),
+    [(["--now", "-5"], "--now"), (["--now", "0"], "--now"), (["--port", "70000"], "--port"),
+     (["--port", "-1"], "--port"), (["--slow-seconds", "-1"], "--slow-seconds"),
+     (["--retry-after", "nan"], "--retry-after")],
+)
+def test_replay_subcommand_refuses_bad_options_exit_2(args, name):
+    done = _replay_cli(*args)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and name in done.stderr.strip().splitlines()[-1]
+    assert not done.stdout  # refused before serving
 
 
 def test_replay_subcommand_rejects_bad_input(tmp_path):

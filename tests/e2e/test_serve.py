@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import time
 from datetime import timedelta
 
@@ -11,7 +13,17 @@ import pytest
 
 from deployments.definitions import load_flow, load_specs, runner_deployments
 from tests.support.paths import shared_file
-from tests.support.servers import VENV_BIN, background, base_env, prefect_server, replay_process
+from tests.support.servers import (
+    VENV_BIN,
+    as_background_job,
+    background,
+    base_env,
+    descendants,
+    prefect_server,
+    replay_process,
+    stop,
+    survivors,
+)
 
 EXPECTED = {"ingest", "pipeline", "report", "regularization-sweep", "prepare", "train"}
 
@@ -95,3 +107,41 @@ def test_serve_registers_deployments_and_runs_them(tmp_path):
                 assert state == "COMPLETED", (tmp_path / "serve.log").read_text()[-3000:]
     stored = list((tmp_path / "data" / "candles").rglob("*.parquet"))
     assert stored, "the served ingest run stored nothing"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
+def test_serve_stops_on_a_signal_leaving_nothing_behind(sig, tmp_path):
+    """`cryptoflow serve` on a temporary Prefect server (no PREFECT_API_URL), started as a
+    background job (SIGINT ignored): the signal ends it with exit 0 and its uvicorn with it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = base_env(home, CRYPTOFLOW_DATA_DIR=str(tmp_path / "data"))
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [VENV_BIN / "cryptoflow", "serve"], env=env, stdout=out, stderr=subprocess.STDOUT,
+            preexec_fn=as_background_job, start_new_session=True,
+        )  # fmt: skip
+    started = []
+    try:
+        deadline = time.monotonic() + 300
+        while "being served" not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        started = descendants(proc.pid)
+        assert any("uvicorn" in " ".join(p.cmdline()) for p in started), started
+        proc.send_signal(sig)
+        try:
+            code = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"serve still running 60s after {sig.name}:\n{log.read_text()[-3000:]}")
+        assert code == 0, log.read_text()[-3000:]
+        deadline = time.monotonic() + 30
+        while survivors(started) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert survivors(started) == []
+    finally:
+        for p in survivors(started):
+            p.kill()
+        stop(proc)

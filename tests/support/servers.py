@@ -1,7 +1,8 @@
 """Real servers started by the tests on 127.0.0.1: a Prefect server, a replay server, workers.
 
 Each is a subprocess in its own process group, stopped (and its children with it) on exit;
-:func:`replay_fixtures` makes the fixtures of an in-process replay over the recorded candles.
+:func:`replay_fixtures` makes the fixtures of an in-process replay over the recorded candles;
+:func:`as_background_job`, :func:`cpu_load` and :func:`descendants` are what signal tests need.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from tasks.training.runtime import quiet_tensorflow_env
@@ -59,6 +61,52 @@ def stop(proc: subprocess.Popen, timeout: float = 15) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
+
+
+def as_background_job() -> None:
+    """``preexec_fn``: start the child as a non-interactive shell's ``cmd &`` does, SIGINT ignored.
+
+    Python then installs no KeyboardInterrupt handler of its own; a suite started in the
+    background (``.ci/run &``) hands that disposition to every process it starts.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def cpu_load(processes: int | None = None) -> Iterator[list[subprocess.Popen]]:
+    """Busy-loop processes (one per CPU by default) for the duration of the block."""
+    count = processes or os.cpu_count() or 2
+    hogs = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
+        for _ in range(count)
+    ]
+    try:
+        yield hogs
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait(timeout=10)
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    """The live descendant processes of ``pid`` (zombies left out)."""
+    try:
+        kids = psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    return [k for k in kids if _alive(k)]
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def survivors(procs: list[psutil.Process]) -> list[psutil.Process]:
+    """Those of ``procs`` still alive (zombies are not)."""
+    return [p for p in procs if _alive(p)]
 
 
 def base_env(prefect_home: Path, **extra: str) -> dict[str, str]:
