@@ -132,7 +132,11 @@ def prefect_server(home: Path, log: Path, scheduler_seconds: float | None = None
     scheduler's loop so schedule tests need not wait a minute.
     """
     port = free_port()
-    env = base_env(home, PREFECT_UI_API_URL=f"http://127.0.0.1:{port}/api")
+    # SQLite serialises writers; Prefect's default 10 s lock wait is too short on a loaded 2-core
+    # machine (a create-run request then fails with "database is locked" and the UI shows
+    # "Something went wrong"). Wait as long as its busy_timeout instead of failing.
+    env = base_env(home, PREFECT_UI_API_URL=f"http://127.0.0.1:{port}/api",
+                   PREFECT_SERVER_DATABASE_TIMEOUT="60")
     if scheduler_seconds is not None:
         env["PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS"] = str(scheduler_seconds)
     with open(log, "wb") as out:
