@@ -38,13 +38,10 @@ def _env() -> dict[str, str]:
     return os.environ | {"PREFECT_API_URL": str(PREFECT_API_URL.value())}
 
 
-def _kill_after(
-    srv: ReplayServer, proc: subprocess.Popen, n_requests: int, delay: float = 0.0
-) -> None:
-    """SIGKILL ``proc`` (and its group) ``delay`` s after the server saw ``n_requests`` more."""
-    target = len(srv.candle_requests()) + n_requests
+def _kill_when(proc: subprocess.Popen, ready, delay: float = 0.0) -> None:
+    """SIGKILL ``proc`` (and its group) ``delay`` s after ``ready()`` first holds."""
     deadline = time.monotonic() + 120
-    while len(srv.candle_requests()) < target:
+    while not ready():
         assert proc.poll() is None, "ingest finished before it could be killed"
         assert time.monotonic() < deadline, "ingest made no progress"
         time.sleep(0.01)
@@ -59,17 +56,35 @@ def test_kill_9_at_several_points_never_corrupts_the_store(prefect_api, data_dir
     source = load_recorded(shared_file(LEGACY_5M))
     store = CandleStore(DataLayout.at(data_dir).candles)
     sizes = []
+    july = int((source["open_time"] < "2017-08-01").sum())
+
+    def stored_rows() -> int:
+        return len(store.load("BTC_USDT", "MINUTE_5"))
+
     with ReplayServer(source) as srv:
-        # July is one commit batch of 11 pages, August one of 6: kill mid-July (nothing
-        # committed yet), just after July's commit, mid-August, then while August's last page
-        # is parsed and committed (either side of the commit is fine, a torn one is not).
-        for n_requests, delay in ((5, 0.0), (12, 0.0), (2, 0.0), (6, 0.05)):
+
+        def after(n: int):
+            target = len(srv.candle_requests()) + n
+            return lambda: len(srv.candle_requests()) >= target
+
+        # July is one commit batch of 11+ pages (a page with a hole is asked twice), August one
+        # of 6+: kill mid-July (nothing committed yet), as soon as July's commit is seen,
+        # mid-August, then while August's last pages are fetched and committed (either side of
+        # the commit is fine, a torn one is not).
+        points = (
+            lambda: (after(5), 0.0),
+            lambda: (lambda: stored_rows() >= july, 0.0),
+            lambda: (after(2), 0.0),
+            lambda: (after(6), 0.05),
+        )
+        for point in points:
+            ready, delay = point()
             proc = subprocess.Popen(
                 _ingest_cmd(srv.url, data_dir), cwd=REPO_ROOT, env=_env(),
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
             try:
-                _kill_after(srv, proc, n_requests, delay)
+                _kill_when(proc, ready, delay)
             finally:
                 if proc.poll() is None:
                     os.killpg(proc.pid, signal.SIGKILL)
@@ -83,7 +98,6 @@ def test_kill_9_at_several_points_never_corrupts_the_store(prefect_api, data_dir
             text=True, timeout=300,
         )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
-    july = int((source["open_time"] < "2017-08-01").sum())
     assert sizes[0] == 0 and sizes[1] == july and sizes[2] == july
     assert sizes[3] in (july, len(source))
     pd.testing.assert_frame_equal(store.load("BTC_USDT", "MINUTE_5"), source)
