@@ -6,7 +6,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.poloniex.client import PoloniexClient
-from tasks.poloniex.fetch import retry_unless_permanent
+from tasks.poloniex.retry import retry_unless_permanent
 
 
 @task(

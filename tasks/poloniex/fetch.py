@@ -20,9 +20,9 @@ from storage.schema import Interval
 from tasks.poloniex.client import PoloniexClient
 from tasks.poloniex.holes import missing_times, runs
 from tasks.poloniex.pages import candles_frame
-from tasks.poloniex.retry import RetryPolicy, retry_unless_permanent, with_retries
+from tasks.poloniex.retry import RetryPolicy, with_retries
 
-__all__ = ["PageBatch", "fetch_page", "fetch_pages", "retry_unless_permanent", "valid_prefix"]
+__all__ = ["PageBatch", "fetch_page", "fetch_pages", "valid_prefix"]
 Page = dict[str, np.ndarray]
 
 
