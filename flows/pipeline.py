@@ -25,6 +25,7 @@ from flows.params import (
     DEFAULT_PAST,
     DEFAULT_PATIENCE,
     DEFAULT_PROTOCOL,
+    DEFAULT_SCALER,
     DEFAULT_SEED,
     DEFAULT_SYMBOL,
     DEFAULT_TASK_RUNNER,
@@ -40,7 +41,9 @@ from flows.params import (
     Past,
     Patience,
     ProtocolName,
+    ScalerName,
     Seed,
+    Stride,
     Symbol,
     TaskRunner,
     When,
@@ -77,6 +80,8 @@ def pipeline(
     protocol: ProtocolName = DEFAULT_PROTOCOL,
     past: Past = DEFAULT_PAST,
     future: Future = DEFAULT_FUTURE,
+    stride: Stride = None,
+    scaler: ScalerName = DEFAULT_SCALER,
     models: Models = DEFAULT_MODELS,
     epochs: Epochs = DEFAULT_EPOCHS,
     batch_size: BatchSize = DEFAULT_BATCH_SIZE,
@@ -99,6 +104,9 @@ def pipeline(
             embargo) or `seed` (the tutorial's protocol, leaks included, for comparison).
         past: Candles in each input window (the tutorial: 256).
         future: Candles predicted after each window (the tutorial: 16).
+        stride: Step between window starts (default: honest 1; seed past+future).
+        scaler: minmax or standard (fit on training rows), or window (each window divided by
+            its last input close, residual heads: an untrained model forecasts persistence).
         models: Models of the zoo to train.
         epochs: Maximum epochs per model (the tutorial: 100).
         batch_size: Training batch size (the tutorial: 8).
@@ -122,7 +130,7 @@ def pipeline(
         )
         dataset = prepare(
             symbol=symbol, interval=interval.value, protocol=protocol.value, past=past,
-            future=future, data_dir=data_dir,
+            future=future, stride=stride, scaler=scaler.value, data_dir=data_dir,
         )
         names = [m.value for m in models]
         run_id = train(

@@ -67,7 +67,9 @@ def prepare(
         stride: Step between window starts (default: honest 1; seed past+future, or 1).
         features: Columns of each window: open, high, low, close, volume_base, volume_quote,
             trade_count, log_return (default: close).
-        scaler: How features are scaled: minmax or standard.
+        scaler: How features are scaled: minmax or standard (fit on training rows), or
+            window (each window divided by its last input close; models get residual heads,
+            so an untrained model forecasts persistence).
         splits: Fractions train,validation,test (honest; default 0.7,0.15,0.15) or
             train,validation (seed; default 0.8,0.2).
         layout: `full` (the tutorial's datasets) or `compact` (series + window starts).

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from storage.errors import BadInputError, CorruptStoreError
 from storage.layout import DataLayout
 from storage.runs import RunStore, validate_name
 from tasks.baselines import Baseline, baseline_forecast, fit_linear
-from tasks.metrics import ForecastMetrics, forecast_metrics, inverse_target, target_channel
+from tasks.metrics import ForecastMetrics, forecast_metrics, target_channel
 from tasks.selection import (
     EpochChoice,
     ModelStatus,
@@ -151,6 +151,15 @@ class _Split:
     last: np.ndarray  # (n,) scaled last input close
     output_times: np.ndarray  # (n, K) epoch ms
     input_times: np.ndarray  # (n, N) epoch ms
+    anchors: np.ndarray | None = None  # (n,) last input close in price units (window scaler)
+
+    def tail(self, n: int) -> _Split:
+        """The last ``n`` windows."""
+        keep = slice(max(0, len(self.x) - n), None)
+        return _Split(
+            self.x[keep], self.actual[keep], self.last[keep], self.output_times[keep],
+            self.input_times[keep], None if self.anchors is None else self.anchors[keep],
+        )
 
 
 def _load_split(ds: Any, split: str, target: int) -> _Split:
@@ -162,20 +171,25 @@ def _load_split(ds: Any, split: str, target: int) -> _Split:
         last=np.asarray(x[:, -1, target], dtype=np.float64),
         output_times=np.asarray(out_times, dtype=np.int64),
         input_times=np.asarray(in_times, dtype=np.int64),
+        anchors=ds.split_anchors(split),
     )
 
 
-def _scorer(ds: Any, target: int, n_features: int):
+PriceFn = Callable[[np.ndarray, "_Split"], np.ndarray]
+ScoreFn = Callable[["_Split", np.ndarray], ForecastMetrics]
+
+
+def _scorer(ds: Any, target: int) -> tuple[PriceFn, ScoreFn]:
     scaler = ds.scaler
 
-    def to_price(values: np.ndarray) -> np.ndarray:
-        return inverse_target(values, scaler, target, n_features)
+    def to_price(values: np.ndarray, split: _Split) -> np.ndarray:
+        return scaler.target_to_price(values, target, split.anchors)
 
     def score(split: _Split, predicted_scaled: np.ndarray) -> ForecastMetrics:
         return forecast_metrics(
-            to_price(split.actual),
-            to_price(predicted_scaled),
-            to_price(split.last),
+            to_price(split.actual, split),
+            to_price(predicted_scaled, split),
+            to_price(split.last, split),
             actual_scaled=split.actual,
             predicted_scaled=predicted_scaled,
         )
@@ -222,10 +236,9 @@ def evaluate_run(data_dir: str | Path | None, run_id: str | None = None) -> RunE
     attrs = ds.attrs
     protocol = str(attrs.get("protocol", info.get("protocol", "honest")))
     target = ds.target_feature
-    n_features = len(ds.features)
     horizon = ds.future
     eval_split = "test" if protocol == "honest" else "validation"
-    to_price, score = _scorer(ds, target, n_features)
+    to_price, score = _scorer(ds, target)
 
     histories = {m: store.read_history(run_id, m) for m in models}
     choices = _choices(store, run_id, models)
@@ -298,14 +311,14 @@ def evaluate_run(data_dir: str | Path | None, run_id: str | None = None) -> RunE
             e.evaluation = score(ev, eval_predictions[e.name])
     champion_forecast = None
     if champion is not None:
-        tail = slice(max(0, len(ev.x) - FIGURE_TAIL_WINDOWS), None)  # what the figure shows
+        shown = ev.tail(FIGURE_TAIL_WINDOWS)  # what the figure shows
         champion_forecast = Forecast(
             name=champion,
-            output_times=ev.output_times[tail],
-            actual=to_price(ev.actual[tail]),
-            predicted=to_price(eval_predictions[champion][tail]),
-            input_times=ev.input_times[tail],
-            inputs=to_price(ev.x[tail][:, :, target]),
+            output_times=shown.output_times,
+            actual=to_price(shown.actual, shown),
+            predicted=to_price(eval_predictions[champion][-len(shown.x):], shown),
+            input_times=shown.input_times,
+            inputs=to_price(shown.x[:, :, target], shown),
         )
 
     meta = {

@@ -23,10 +23,12 @@ class TrainingArrays:
     n_features: int
     target_feature: int
     dataset_id: str
+    residual: tuple[float, ...] | None = None  # residual-head mask (window scaler), else None
 
 
 def read_training_arrays(dataset_path: Path, model: str) -> TrainingArrays:
     """Train and validation arrays of a window file, shaped for ``model``'s outputs."""
+    from tasks.scaling import residual_mask
     from tasks.windows import open_dataset
     from tasks.zoo import model_targets
 
@@ -34,6 +36,7 @@ def read_training_arrays(dataset_path: Path, model: str) -> TrainingArrays:
         x_train, y_train = ds.split_arrays("train")
         x_val, y_val = ds.split_arrays("validation")
         attrs = dict(ds.attrs)
+        residual = residual_mask(ds.features) if ds.scaler.per_window else None
     if len(x_train) == 0 or len(x_val) == 0:
         raise BadInputError(
             f"{dataset_path} has {len(x_train)} training and {len(x_val)} validation windows; "
@@ -50,6 +53,7 @@ def read_training_arrays(dataset_path: Path, model: str) -> TrainingArrays:
         n_features=int(x_train.shape[2]),
         target_feature=target,
         dataset_id=str(attrs.get("dataset_id", Path(dataset_path).stem)),
+        residual=residual,
     )
 
 

@@ -113,7 +113,7 @@ def _spec_record(model: str, spec_dict: dict[str, Any], opts: TrainOptions,
         "output_shape": list(output_shape(model, arrays.future, arrays.n_features)),
         "optimizer": "adam",
         "loss": "mse",
-    }
+    } | ({"residual": list(arrays.residual)} if arrays.residual is not None else {})
 
 
 def _check_resumable(old: dict[str, Any], new: dict[str, Any], where: Path) -> None:
@@ -211,7 +211,8 @@ def train_model(
     keras.utils.set_random_seed(int(seed))
     jit = opts.jit_for(model, gpu=bool(tf.config.list_physical_devices("GPU")))
     set_op_determinism(tf, not jit)
-    fresh = build_model(model, arrays.past, arrays.future, arrays.n_features, spec_obj)
+    fresh = build_model(model, arrays.past, arrays.future, arrays.n_features, spec_obj,
+                        residual=arrays.residual, target=arrays.target_feature)
 
     md.path.mkdir(parents=True, exist_ok=True)
     md.write_spec(record)

@@ -95,11 +95,12 @@ def validation_mse(net: Any, dataset_path: Path, model: str) -> dict[str, float]
         _, y_orig = ds.split_originals("validation")
         target = int(ds.attrs.get("target_feature", 0))
         scaler = ds.scaler
+        anchors = ds.split_anchors("validation")
     predicted = np.asarray(net.predict(np.asarray(x_val, np.float32), batch_size=VALIDATION_BATCH,
                                        verbose=0), dtype=np.float64)
     pred = target_predictions(model, predicted, target)
     truth_scaled = np.asarray(y_val, np.float64)[:, :, target]
-    price_pred = scaler.inverse_transform(pred, feature=target)
+    price_pred = scaler.target_to_price(pred, target, anchors)
     truth_price = np.asarray(y_orig, np.float64)[:, :, target]
     return {
         "val_mse_scaled": float(np.mean((pred - truth_scaled) ** 2)),

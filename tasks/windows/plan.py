@@ -8,6 +8,8 @@
   N+K-1 windows straddling each boundary are dropped (the embargo) and no window of a later
   split overlaps an earlier split's span; the scaler is fit on the training rows only; windows
   that span a gap in the candle series are dropped and counted; float32 windows, ms times.
+  With ``scaler="window"`` nothing is fit: rows are stored unscaled and each window is divided
+  by its own last input close when read (``tasks.windows.WindowDataset``).
 """
 
 from __future__ import annotations
@@ -105,7 +107,10 @@ def _plan_honest(
     n, m = values.shape[0], spec.window_length
     row_bounds = honest_row_bounds(n, spec.splits)
     train_lo, train_hi = row_bounds[0]
-    scaler = Scaler.fit(values[train_lo:train_hi], spec.scaler)
+    if spec.scaler is ScalerKind.WINDOW:  # nothing to fit: each window scales itself
+        scaler = Scaler.for_windows([f.value for f in spec.features])
+    else:
+        scaler = Scaler.fit(values[train_lo:train_hi], spec.scaler)
     bad_rows = np.isnan(values).any(axis=1)
     if spec.drop_gaps:
         clean = clean_windows(np.diff(times) != interval.ms, bad_rows, m)

@@ -101,6 +101,11 @@ class WindowSpec:
         set_(self, "drop_gaps", bool(self.drop_gaps))
         if self.protocol is Protocol.SEED and self.scaler is not ScalerKind.MINMAX:
             raise BadInputError("scaler: the seed protocol reproduces the tutorial's MinMax scaler")
+        if self.scaler is ScalerKind.WINDOW and Feature.CLOSE not in self.features:
+            raise BadInputError(
+                "scaler: window divides each window by its last input close; add close to "
+                "features"
+            )
 
     @property
     def window_length(self) -> int:

@@ -51,7 +51,8 @@ class ModelName(StrEnum):
 #: Names reserved for the report's non-Keras baselines.
 BASELINE_NAMES: tuple[str, ...] = ("persistence", "lag", "linear")
 
-Builder = Callable[[int, int, int, Any, str], "keras.Model"]
+#: (past, future, n_features, spec, name, *, residual=None, target=0) -> model
+Builder = Callable[..., "keras.Model"]
 
 
 @dataclass(frozen=True)
@@ -113,9 +114,23 @@ def parse_models(text: str) -> list[str]:
 
 
 def build_model(
-    name: str, past: int, future: int, n_features: int, spec: Spec | None = None
+    name: str,
+    past: int,
+    future: int,
+    n_features: int,
+    spec: Spec | None = None,
+    *,
+    residual: tuple[float, ...] | None = None,
+    target: int = 0,
 ) -> keras.Model:
-    """An uncompiled model for windows (batch, past, n_features); see :func:`output_shape`."""
+    """An uncompiled model for windows (batch, past, n_features); see :func:`output_shape`.
+
+    With ``residual`` (one 0/1 per feature, see :func:`tasks.scaling.residual_mask`) the model
+    predicts relative to the last input: its output is ``head(anchor + delta)`` where ``anchor``
+    repeats each feature's last input value (0 where the mask is 0) and the layer making
+    ``delta`` starts at zero, so an untrained model forecasts persistence exactly. Used with the
+    ``window`` scaler, where the last input close is 1.
+    """
     e = entry(name)
     spec = e.default_spec if spec is None else spec
     if not isinstance(spec, type(e.default_spec)):
@@ -123,6 +138,13 @@ def build_model(
         raise ValueError(f"{name} needs a {want}, got {type(spec).__name__}")
     if past < 1 or future < 1 or n_features < 1:
         raise ValueError(f"bad window shape past={past} future={future} features={n_features}")
+    if residual is not None:
+        if len(residual) != n_features:
+            raise ValueError(f"residual mask has {len(residual)} values for {n_features} features")
+        if not 0 <= target < n_features:
+            raise ValueError(f"target feature {target} outside 0..{n_features - 1}")
+        return e.builder(past, future, n_features, spec, str(ModelName(name)),
+                         residual=tuple(float(v) for v in residual), target=target)
     return e.builder(past, future, n_features, spec, str(ModelName(name)))
 
 

@@ -86,12 +86,26 @@ def _fit_last(length: int, future: int, stride: int) -> tuple[int, int]:
     return length - stride * (future - 1), stride
 
 
-def build(past: int, future: int, n_features: int, spec: CNNSpec, name: str) -> keras.Model:
-    """A CNN mapping windows (batch, past, n_features) to (batch, future, n_features)."""
+def build(
+    past: int,
+    future: int,
+    n_features: int,
+    spec: CNNSpec,
+    name: str,
+    *,
+    residual: tuple[float, ...] | None = None,
+    target: int = 0,
+) -> keras.Model:
+    """A CNN mapping windows (batch, past, n_features) to (batch, future, n_features).
+
+    With ``residual`` the last convolution starts at zero and is added to the last input
+    (see :func:`tasks.zoo.build_model`); ``target`` is unused (a CNN predicts every feature).
+    """
     import keras
 
     plan = conv_plan(past, future, spec)
-    layers: list[keras.layers.Layer] = [keras.Input(shape=(past, n_features), name="window")]
+    window = keras.Input(shape=(past, n_features), name="window")
+    layers: list[keras.layers.Layer] = [window]
     for i, (kernel, stride, _) in enumerate(plan[:-1], start=1):
         relu = spec.activation is Activation.RELU
         layers.append(
@@ -104,5 +118,20 @@ def build(past: int, future: int, n_features: int, spec: CNNSpec, name: str) -> 
             layers.append(keras.layers.LeakyReLU(negative_slope=spec.leaky_slope, name=f"leaky{i}"))
         layers.append(keras.layers.Dropout(spec.dropout, name=f"dropout{i}"))
     kernel, stride, _ = plan[-1]
-    layers.append(keras.layers.Conv1D(n_features, kernel, strides=stride, name=f"conv{len(plan)}"))
-    return keras.Sequential(layers, name=name)
+    if residual is None:
+        layers.append(
+            keras.layers.Conv1D(n_features, kernel, strides=stride, name=f"conv{len(plan)}")
+        )
+        return keras.Sequential(layers, name=name)
+    hidden = window
+    for layer in layers[1:]:
+        hidden = layer(hidden)
+    delta = keras.layers.Conv1D(
+        n_features, kernel, strides=stride, kernel_initializer="zeros", bias_initializer="zeros",
+        name=f"conv{len(plan)}",
+    )(hidden)
+    from tasks.zoo.residual import last_input
+
+    anchor = last_input(window, past, future, n_features, residual, per_feature=True)
+    out = keras.layers.Add(name="residual")([delta, anchor])
+    return keras.Model(window, out, name=name)

@@ -94,8 +94,21 @@ class RecurrentSpec:
         object.__setattr__(self, "regularizers", regs)
 
 
-def build(past: int, future: int, n_features: int, spec: RecurrentSpec, name: str) -> keras.Model:
-    """A recurrent model mapping windows (batch, past, n_features) to (batch, future)."""
+def build(
+    past: int,
+    future: int,
+    n_features: int,
+    spec: RecurrentSpec,
+    name: str,
+    *,
+    residual: tuple[float, ...] | None = None,
+    target: int = 0,
+) -> keras.Model:
+    """A recurrent model mapping windows (batch, past, n_features) to (batch, future).
+
+    With ``residual`` the ``Dense(K)`` starts at zero and is added to the target's last input
+    before the head activation (see :func:`tasks.zoo.build_model`).
+    """
     import keras
 
     layer_cls = keras.layers.LSTM if spec.cell is Cell.LSTM else keras.layers.GRU
@@ -105,16 +118,22 @@ def build(past: int, future: int, n_features: int, spec: RecurrentSpec, name: st
         if spec.head is Activation.RELU
         else keras.layers.LeakyReLU(negative_slope=spec.leaky_slope, name="leaky")
     )
-    return keras.Sequential(
-        [
-            keras.Input(shape=(past, n_features), name="window"),
-            layer_cls(
-                spec.units, activation=spec.cell_activation, return_sequences=False,
-                name=spec.cell.value, **penalties,
-            ),
-            keras.layers.Dropout(spec.dropout, name="dropout"),
-            keras.layers.Dense(future, name="horizon"),
-            head,
-        ],
-        name=name,
+    window = keras.Input(shape=(past, n_features), name="window")
+    cell = layer_cls(
+        spec.units, activation=spec.cell_activation, return_sequences=False,
+        name=spec.cell.value, **penalties,
     )
+    dropout = keras.layers.Dropout(spec.dropout, name="dropout")
+    if residual is None:
+        horizon = keras.layers.Dense(future, name="horizon")
+        return keras.Sequential([window, cell, dropout, horizon, head], name=name)
+    horizon = keras.layers.Dense(
+        future, kernel_initializer="zeros", bias_initializer="zeros", name="horizon"
+    )
+    from tasks.zoo.residual import last_input
+
+    delta = horizon(dropout(cell(window)))
+    mask = tuple(v if i == target else 0.0 for i, v in enumerate(residual))
+    anchor = last_input(window, past, future, n_features, mask, per_feature=False)
+    out = head(keras.layers.Add(name="residual")([delta, anchor]))
+    return keras.Model(window, out, name=name)
