@@ -31,6 +31,7 @@ def write_real_windows(
     rows: int | None = 3000,
     features: tuple[str, ...] = ("close",),
     protocol: str = "honest",
+    scaler: str = "minmax",
 ) -> Path:
     """Cut real candles into a window file at ``path`` (returns it)."""
     from storage.windows.writer import write_window_file
@@ -38,7 +39,7 @@ def write_real_windows(
     from tasks.windows.spec import WindowSpec
 
     spec = WindowSpec(protocol=protocol, past=past, future=future, stride=stride,
-                      features=features)
+                      features=features, scaler=scaler)
     plan = plan_windows(real_candles(rows), "MINUTE_5", spec)
     attrs = {
         "past": past,
