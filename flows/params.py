@@ -19,7 +19,7 @@ from tasks.scaling import ScalerKind
 from tasks.training.checkpoints import CheckpointMode
 from tasks.training.loop import DEFAULT_SEED, TUTORIAL_BATCH_SIZE, TUTORIAL_EPOCHS
 from tasks.training.slots import DEFAULT_DEVICES
-from tasks.windows.spec import Feature, Protocol
+from tasks.windows.spec import Feature, FoldMode, Protocol
 from tasks.zoo import MODEL_NAMES, ModelName
 from tasks.zoo.recurrent import RegularizerKind, RegularizerTarget
 
@@ -34,6 +34,9 @@ DEFAULT_FUTURE = 16
 DEFAULT_PROTOCOL = Protocol.HONEST
 DEFAULT_SCALER = ScalerKind.MINMAX
 DEFAULT_LAYOUT = Layout.FULL
+#: Walk-forward: 1 fold = one chronological train/validation/test split.
+DEFAULT_FOLDS = 1
+DEFAULT_FOLD_MODE = FoldMode.EXPANDING
 DEFAULT_EPOCHS = 20
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_PATIENCE = 3
@@ -112,6 +115,9 @@ Models = Annotated[list[ModelName], BeforeValidator(_models), Field(min_length=1
 Past = Annotated[int, Field(ge=1, le=10_000)]
 Future = Annotated[int, Field(ge=1, le=1_000)]
 Stride = optional(Annotated[int, Field(ge=1)])
+Folds = Annotated[int, Field(ge=1, le=100)]
+Fold = Annotated[int, Field(ge=0, le=99)]
+FoldModeName = Annotated[FoldMode, BeforeValidator(_fold_lower)]
 Epochs = Annotated[int, Field(ge=1, le=10_000)]
 BatchSize = Annotated[int, Field(ge=1, le=65_536)]
 Parallel = optional(Annotated[int, Field(ge=1, le=64)])
@@ -126,6 +132,7 @@ Checkpoints = Annotated[CheckpointMode, BeforeValidator(_fold_lower)]
 TaskRunner = Annotated[Literal["process", "dask"], BeforeValidator(_fold_lower)]
 RunName = Annotated[str, AfterValidator(lambda v: validate_name(v, "run id"))]
 RunId = optional(RunName)
+RunNames = Annotated[list[RunName], Field(min_length=1, max_length=100)]
 
 
 def _when(value: Any) -> Any:

@@ -18,6 +18,8 @@ from prefect import flow, get_run_logger
 from flows.params import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_EPOCHS,
+    DEFAULT_FOLD_MODE,
+    DEFAULT_FOLDS,
     DEFAULT_FUTURE,
     DEFAULT_INTERVAL,
     DEFAULT_MODELS,
@@ -34,6 +36,8 @@ from flows.params import (
     DaskAddress,
     DataDir,
     Epochs,
+    FoldModeName,
+    Folds,
     Future,
     IntervalName,
     Models,
@@ -82,6 +86,8 @@ def pipeline(
     future: Future = DEFAULT_FUTURE,
     stride: Stride = None,
     scaler: ScalerName = DEFAULT_SCALER,
+    folds: Folds = DEFAULT_FOLDS,
+    fold_mode: FoldModeName = DEFAULT_FOLD_MODE,
     models: Models = DEFAULT_MODELS,
     epochs: Epochs = DEFAULT_EPOCHS,
     batch_size: BatchSize = DEFAULT_BATCH_SIZE,
@@ -107,6 +113,9 @@ def pipeline(
         stride: Step between window starts (default: honest 1; seed past+future).
         scaler: minmax or standard (fit on training rows), or window (each window divided by
             its last input close, residual heads: an untrained model forecasts persistence).
+        folds: Walk-forward folds (honest): the zoo is trained, selected and tested once per
+            fold, on consecutive test blocks; 1 is one chronological split.
+        fold_mode: `expanding` (each fold trains from the first candle) or `sliding`.
         models: Models of the zoo to train.
         epochs: Maximum epochs per model (the tutorial: 100).
         batch_size: Training batch size (the tutorial: 8).
@@ -118,27 +127,46 @@ def pipeline(
     """
     from flows.ingest import ingest
     from flows.prepare import prepare
-    from flows.report import report
+    from flows.report import report, walk_forward
     from flows.train import train
+    from tasks.windows.spec import WindowSpec
 
     logger = get_run_logger()
+    for fold in range(folds):  # a spec the folds cannot make is refused before any write
+        WindowSpec(protocol=protocol, past=past, future=future, stride=stride, scaler=scaler,
+                   folds=folds, fold=fold, fold_mode=fold_mode)
+    names = [m.value for m in models]
     # A data directory on object storage (s3://...) is worked on through a local mirror:
     # pulled first, every changed file pushed whole at the end (local paths pass through).
     with mirrored(data_dir) as data_dir:
         ingested = ingest(
             symbols=[symbol], interval=interval, start=start, base_url=base_url, data_dir=data_dir
         )
-        dataset = prepare(
-            symbol=symbol, interval=interval.value, protocol=protocol.value, past=past,
-            future=future, stride=stride, scaler=scaler.value, data_dir=data_dir,
-        )
-        names = [m.value for m in models]
-        run_id = train(
-            models=names, epochs=epochs, batch_size=batch_size, parallel=parallel,
-            dataset=dataset, data_dir=data_dir, seed=seed, patience=patience,
-            run_id=training_run_id(dataset, names, epochs, batch_size, seed, patience),
-            task_runner=task_runner, dask_address=dask_address,
-        )
-        report_path = report(run_id=run_id, data_dir=data_dir)
-        logger.info("report: %s", report_path)
-    return {"ingest": ingested, "dataset": dataset, "run_id": run_id, "report": report_path}
+        datasets, run_ids, reports = [], [], []
+        for fold in range(folds):  # oldest first: the last fold's champion is the candidate
+            dataset = prepare(
+                symbol=symbol, interval=interval.value, protocol=protocol.value, past=past,
+                future=future, stride=stride, scaler=scaler.value, folds=folds, fold=fold,
+                fold_mode=fold_mode.value, data_dir=data_dir,
+            )
+            run_id = train(
+                models=names, epochs=epochs, batch_size=batch_size, parallel=parallel,
+                dataset=dataset, data_dir=data_dir, seed=seed, patience=patience,
+                run_id=training_run_id(dataset, names, epochs, batch_size, seed, patience),
+                task_runner=task_runner, dask_address=dask_address,
+            )
+            reports.append(report(run_id=run_id, data_dir=data_dir))
+            datasets.append(dataset)
+            run_ids.append(run_id)
+            if folds > 1:
+                logger.info("fold %d/%d: run %s, report %s", fold + 1, folds, run_id, reports[-1])
+        summary = walk_forward(run_ids=run_ids, data_dir=data_dir) if folds > 1 else None
+        logger.info("report: %s", reports[-1])
+        if summary:
+            logger.info("walk-forward verdict: %s", summary)
+    result = {"ingest": ingested, "dataset": datasets[-1], "run_id": run_ids[-1],
+              "report": reports[-1]}
+    if folds > 1:
+        result |= {"datasets": datasets, "run_ids": run_ids, "reports": reports,
+                   "walk_forward": summary}
+    return result

@@ -5,6 +5,8 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 
 from flows.params import (
+    DEFAULT_FOLD_MODE,
+    DEFAULT_FOLDS,
     DEFAULT_FUTURE,
     DEFAULT_INTERVAL,
     DEFAULT_LAYOUT,
@@ -14,6 +16,9 @@ from flows.params import (
     DEFAULT_SYMBOL,
     DataDir,
     Features,
+    Fold,
+    FoldModeName,
+    Folds,
     Future,
     IntervalName,
     LayoutName,
@@ -47,6 +52,9 @@ def prepare(
     splits: Splits = None,
     layout: LayoutName = DEFAULT_LAYOUT,
     drop_gaps: bool | None = None,
+    folds: Folds = DEFAULT_FOLDS,
+    fold: Fold = 0,
+    fold_mode: FoldModeName = DEFAULT_FOLD_MODE,
     data_dir: DataDir = None,
 ) -> str:
     """Cut the stored candles into windows; returns the path of ``windows/<dataset-id>.h5``.
@@ -74,6 +82,11 @@ def prepare(
             train,validation (seed; default 0.8,0.2).
         layout: `full` (the tutorial's datasets) or `compact` (series + window starts).
         drop_gaps: Drop windows that span missing candles (default: honest yes, seed no).
+        folds: Walk-forward folds (honest): 1 is one chronological split; K > 1 tests on K
+            consecutive blocks at the end of the series, one per fold.
+        fold: Which fold to cut, 0 = the oldest (with folds > 1).
+        fold_mode: `expanding` (each fold trains from the first candle) or `sliding` (each
+            fold trains on as many candles as the first).
         data_dir: Data directory holding the stores (default $CRYPTOFLOW_DATA_DIR or ./data).
     """
     interval = interval.value
@@ -87,6 +100,9 @@ def prepare(
         splits=None if splits is None else tuple(splits),
         layout=layout,
         drop_gaps=drop_gaps,
+        folds=folds,
+        fold=fold,
+        fold_mode=fold_mode,
     )
     root = str(DataLayout.at(data_dir).root)
     store = check_windows_task(root)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from flows.params import DataDir, RunId, RunName
+from flows.params import DataDir, RunId, RunName, RunNames
 from storage.layout import DataLayout
 from storage.runs import validate_name
 from tasks.evaluation import evaluate_run_task
@@ -23,6 +23,7 @@ from tasks.report.publish import publish_artifacts_task
 from tasks.report.render import render_report_task
 from tasks.report.sweep import load_sweep_task
 from tasks.report.sweep_report import render_sweep_report_task
+from tasks.report.walkforward import walk_forward_task
 
 
 def _flow_run_id() -> str | None:
@@ -90,4 +91,18 @@ def compare(seed_run: RunName, honest_run: RunName, data_dir: DataDir = None) ->
         root, seed_run, honest_run, boards[seed_run], boards[honest_run]
     )
     publish_comparison_task(rows, seed_run, honest_run)
+    return path
+
+
+@flow(name="walk-forward", log_prints=False, validate_parameters=True)
+def walk_forward(run_ids: RunNames, data_dir: DataDir = None) -> str:
+    """The walk-forward verdict over reported fold runs (oldest first); returns its page's path.
+
+    Args:
+        run_ids: The fold runs, oldest fold first, each already reported.
+        data_dir: Data directory holding the stores (default $CRYPTOFLOW_DATA_DIR or ./data).
+    """
+    root = str(DataLayout.at(data_dir).root)
+    path = walk_forward_task(root, list(run_ids))
+    get_run_logger().info("walk-forward verdict over %d folds -> %s", len(run_ids), path)
     return path

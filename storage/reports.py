@@ -5,6 +5,7 @@ reports/<run-id>/report.html          # self-contained (PNG base64), leaderboard
 reports/<run-id>/leaderboard.json     # list of rows; leaderboard.csv; evaluation.json; <figure>.png
 reports/<run-id>/inputs.sha256        # fingerprint of the inputs, written last
 reports/comparisons/<seed>__vs__<honest>.html|.json
+reports/walk-forward/<last-fold-run-id>.html|.json|.png   # one page per walk-forward evaluation
 ```
 """
 
@@ -25,6 +26,7 @@ LEADERBOARD_CSV = "leaderboard.csv"
 EVALUATION_JSON = "evaluation.json"
 INPUTS_FILE = "inputs.sha256"
 COMPARISONS_DIR = "comparisons"
+WALK_FORWARD_DIR = "walk-forward"
 
 
 class ReportStore:
@@ -94,3 +96,15 @@ class ReportStore:
         """Write the comparison's JSON and HTML; returns the HTML's path."""
         atomic_write_text(self.comparison_path(seed_run, honest_run, ".json"), json_text)
         return atomic_write_text(self.comparison_path(seed_run, honest_run), html_text)
+
+    def walk_forward_path(self, last_run: str, suffix: str = ".html") -> Path:
+        """``walk-forward/<run id of the last fold><suffix>``."""
+        return self.root / WALK_FORWARD_DIR / f"{validate_name(last_run)}{suffix}"
+
+    def write_walk_forward(
+        self, last_run: str, json_text: str, html_text: str, png: bytes
+    ) -> Path:
+        """Write a walk-forward summary's JSON, chart and HTML (last); returns the HTML's path."""
+        atomic_write_text(self.walk_forward_path(last_run, ".json"), json_text)
+        atomic_write_bytes(self.walk_forward_path(last_run, ".png"), png)
+        return atomic_write_text(self.walk_forward_path(last_run), html_text)

@@ -296,3 +296,41 @@ def regularization_figure(
         ax.set_ylabel(label)
         ax.grid(axis="y", alpha=0.3)
     return fig
+
+
+def walk_forward_figure(rows: Sequence[Mapping], folds: Sequence[int]) -> Figure:
+    """Per model, each fold's test skill (bar: its 95 % bootstrap interval) and the mean across
+    folds. ``rows``: :func:`tasks.report.walkforward.summary_rows`; ``folds``: fold numbers."""
+    fig = _new_figure(11.0, 5.0)
+    ax = fig.add_subplot()
+    n = len(folds)
+    width = 0.8 / max(1, n)
+    for k in range(n):
+        xs, ys, err_lo, err_hi = [], [], [], []
+        for i, r in enumerate(rows):
+            f = r["per_fold"][k]
+            if f["skill"] is None:
+                continue
+            xs.append(i - 0.4 + width * (k + 0.5))
+            ys.append(f["skill"])
+            lo = f["skill_lo"] if f["skill_lo"] is not None else f["skill"]
+            hi = f["skill_hi"] if f["skill_hi"] is not None else f["skill"]
+            err_lo.append(max(0.0, f["skill"] - lo))
+            err_hi.append(max(0.0, hi - f["skill"]))
+        ax.errorbar(xs, ys, yerr=[err_lo, err_hi], fmt="o", ms=4, capsize=2,
+                    label=f"fold {folds[k]}")
+    means = [r["mean_skill"] for r in rows]
+    ax.scatter([i for i, m in enumerate(means) if m is not None],
+               [m for m in means if m is not None], marker="_", s=400, c="black",
+               label="mean across folds", zorder=3)
+    ax.axhline(0.0, color="grey", lw=1, ls="--")
+    ax.set_xticks(range(len(rows)), [r["model"] for r in rows], rotation=35, ha="right")
+    finite = [f["skill"] for r in rows for f in r["per_fold"] if f["skill"] is not None]
+    if finite and min(finite) < -1:  # one collapsed model must not flatten everyone else
+        ax.set_ylim(max(min(finite), -1.0) - 0.05, max(0.1, max(finite) + 0.05))
+        ax.text(0.01, 0.02, "skills below -1 are cut off (see the table)", fontsize=8,
+                transform=ax.transAxes)
+    ax.set_ylabel("test skill vs persistence (1 - MSE / MSE persistence)")
+    ax.set_title(f"Walk-forward test skill per fold ({n} folds; bars: 95 % block bootstrap)")
+    ax.legend(fontsize=8, ncols=min(6, n + 1))
+    return fig

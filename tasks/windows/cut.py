@@ -94,6 +94,36 @@ def feature_matrix(
     return values, times
 
 
+def fold_row_bounds(
+    n_rows: int, splits: tuple[float, ...], folds: int, fold: int, sliding: bool
+) -> list[tuple[int, int]]:
+    """[lo, hi) rows of train, validation and test of one walk-forward (rolling-origin) fold.
+
+    The rows the splits cover (``sum(splits)`` of the series) hold ``folds`` test blocks
+    back to back at their end; fold ``k`` tests on block ``k`` and validates on the rows just
+    before it. The first fold has the ``splits`` proportions; later folds move on by one test
+    block, training from the first row (expanding) or on as many rows as the first (sliding).
+    One fold is :func:`honest_row_bounds`.
+    """
+    if folds == 1:
+        return honest_row_bounds(n_rows, splits)
+    f_train, f_val, f_test = splits
+    total = sum(splits)
+    used = min(n_rows, int(round(total * n_rows)))
+    first = used / (1 + (folds - 1) * f_test / total)  # rows of fold 0
+    test, val, train = first * f_test / total, first * f_val / total, first * f_train / total
+    end = first + fold * test
+    cuts = [end - test - val - train, end - test - val, end - test, end]
+    lo, v_lo, t_lo, hi = (min(used, int(round(c))) for c in cuts)
+    return [(0 if not sliding else max(0, lo), v_lo), (v_lo, t_lo), (t_lo, hi)]
+
+
+def split_row_bounds(n_rows: int, spec: WindowSpec) -> list[tuple[int, int]]:
+    """Candle rows of each split under ``spec`` (honest; its fold when walk-forward)."""
+    return fold_row_bounds(n_rows, spec.splits, spec.folds, spec.fold,
+                           sliding=spec.fold_mode.value == "sliding")
+
+
 def check_length(n_rows: int, spec: WindowSpec) -> None:
     """``BadInputError`` unless the series holds at least one window (each honest split too)."""
     m = spec.window_length
@@ -102,9 +132,13 @@ def check_length(n_rows: int, spec: WindowSpec) -> None:
             f"past+future={m} is longer than the data ({n_rows} candles); lower past or future"
         )
     if spec.protocol is Protocol.HONEST:
-        for name, (lo, hi) in zip(
-            SPLIT_CODES, honest_row_bounds(n_rows, spec.splits), strict=False
-        ):
+        for name, (lo, hi) in zip(SPLIT_CODES, split_row_bounds(n_rows, spec), strict=False):
+            if hi - lo < m and spec.folds > 1:
+                raise BadInputError(
+                    f"folds: with {spec.folds} folds the {name} split of fold {spec.fold} gets "
+                    f"{hi - lo} of {n_rows} candles, fewer than past+future={m}; use fewer "
+                    "folds, a shorter window or more data"
+                )
             if hi - lo < m:
                 raise BadInputError(
                     f"splits: the {name} split gets {hi - lo} of {n_rows} candles, fewer than "

@@ -27,8 +27,8 @@ from tasks.windows.cut import (
     check_length,
     clean_windows,
     feature_matrix,
-    honest_row_bounds,
     seed_window_starts,
+    split_row_bounds,
 )
 from tasks.windows.spec import Protocol, WindowSpec, target_index
 
@@ -105,7 +105,7 @@ def _plan_honest(
     values: np.ndarray, times: np.ndarray, interval: Interval, spec: WindowSpec
 ) -> WindowPlan:
     n, m = values.shape[0], spec.window_length
-    row_bounds = honest_row_bounds(n, spec.splits)
+    row_bounds = split_row_bounds(n, spec)
     train_lo, train_hi = row_bounds[0]
     if spec.scaler is ScalerKind.WINDOW:  # nothing to fit: each window scales itself
         scaler = Scaler.for_windows([f.value for f in spec.features])
@@ -119,6 +119,10 @@ def _plan_honest(
     candidates = np.arange(0, n - m + 1, spec.stride, dtype=np.int64)
     starts_parts, split_parts, dropped_gaps = [], [], 0
     in_some_split = np.zeros(candidates.size, dtype=bool)
+    if spec.folds > 1:  # rows before a sliding fold's training and after its test are not its own
+        in_fold = (candidates >= row_bounds[0][0]) & (candidates + m <= row_bounds[-1][1])
+    else:
+        in_fold = np.ones(candidates.size, dtype=bool)
     for code, (lo, hi) in enumerate(row_bounds):
         inside = (candidates >= lo) & (candidates + m <= hi)
         in_some_split |= inside
@@ -150,9 +154,11 @@ def _plan_honest(
         "n_rows": n,
         "n_windows": int(starts.size),
         "dropped_gaps": dropped_gaps,
-        "dropped_embargo": int(np.sum(~in_some_split)),
+        "dropped_embargo": int(np.sum(~in_some_split & in_fold)),
         "n_gaps": int(np.sum(np.diff(times) != interval.ms)),
     }
+    if spec.folds > 1:
+        counts |= {"fold": spec.fold, "folds": spec.folds, "outside_fold": int(np.sum(~in_fold))}
     counts |= {f"n_{k}": int(np.sum(split == c)) for k, c in SPLIT_CODES.items()}
     return WindowPlan(spec, arrays, scaler, "ms", bounds, counts)
 

@@ -35,6 +35,13 @@ class Feature(StrEnum):
     LOG_RETURN = "log_return"  # log(close_t / close_{t-1}); needs the previous candle
 
 
+class FoldMode(StrEnum):
+    """How walk-forward folds grow: training from the first candle, or a window that slides."""
+
+    EXPANDING = "expanding"
+    SLIDING = "sliding"
+
+
 DEFAULT_SPLITS: dict[Protocol, tuple[float, ...]] = {
     Protocol.SEED: (0.8, 0.2),
     Protocol.HONEST: (0.7, 0.15, 0.15),
@@ -72,6 +79,9 @@ class WindowSpec:
     splits: tuple[float, ...] | None = None  # None: the protocol's default
     layout: Layout = Layout.FULL
     drop_gaps: bool | None = None  # None: honest drops windows that span gaps, seed keeps them
+    folds: int = 1  # walk-forward folds (honest); 1: one chronological split
+    fold: int = 0  # which fold this file holds, 0 = oldest
+    fold_mode: FoldMode = FoldMode.EXPANDING
 
     def __post_init__(self) -> None:
         try:
@@ -101,11 +111,27 @@ class WindowSpec:
         set_(self, "drop_gaps", bool(self.drop_gaps))
         if self.protocol is Protocol.SEED and self.scaler is not ScalerKind.MINMAX:
             raise BadInputError("scaler: the seed protocol reproduces the tutorial's MinMax scaler")
+        self._check_folds()
         if self.scaler is ScalerKind.WINDOW and Feature.CLOSE not in self.features:
             raise BadInputError(
                 "scaler: window divides each window by its last input close; add close to "
                 "features"
             )
+
+    def _check_folds(self) -> None:
+        set_ = object.__setattr__
+        for name in ("folds", "fold"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer):
+                raise BadInputError(f"{name} must be an integer, got {value!r}")
+            set_(self, name, int(value))
+        if self.folds < 1:
+            raise BadInputError(f"folds must be at least 1, got {self.folds}")
+        if not 0 <= self.fold < self.folds:
+            raise BadInputError(f"fold must be in 0..{self.folds - 1}, got {self.fold}")
+        set_(self, "fold_mode", parse_choice(FoldMode, self.fold_mode, "fold_mode", fold="lower"))
+        if self.folds > 1 and self.protocol is Protocol.SEED:
+            raise BadInputError("folds: the seed protocol reproduces the tutorial's single split")
 
     @property
     def window_length(self) -> int:
@@ -155,6 +181,10 @@ class WindowSpec:
         d["scaler"] = self.scaler.value
         d["layout"] = self.layout.value
         d["splits"] = list(self.splits)
+        d["fold_mode"] = self.fold_mode.value
+        if self.folds == 1:  # a single split: the spec (and dataset id) of before folds existed
+            for key in ("folds", "fold", "fold_mode"):
+                del d[key]
         return d
 
 
