@@ -27,7 +27,6 @@ from tasks.figures import figure_png, walk_forward_figure
 from tasks.metrics import finite_or_none
 from tasks.report.cells import format_cell
 from tasks.report.html import page_head
-from tasks.significance import interval_over_folds
 
 WALK_FORWARD_ARTIFACT_KEY = "walk-forward"
 #: Per fold, the leaderboard columns the summary keeps.
@@ -62,6 +61,8 @@ def summary_rows(
     ``folds[i]`` is :func:`fold_info` of the run whose leaderboard rows are ``boards[i]``. The
     across-fold interval is Student's t over the per-fold skills (None with fewer than two).
     """
+    from tasks.significance import interval_over_folds
+
     if len(folds) != len(boards) or not folds:
         raise BadInputError("a walk-forward summary needs one leaderboard per fold")
     names: list[str] = []
