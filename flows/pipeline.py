@@ -74,6 +74,21 @@ def training_run_id(
     return f"{Path(dataset).stem}-{digest}"
 
 
+def fold_specs(
+    protocol: Any, past: int, future: int, stride: int | None, scaler: Any, folds: int,
+    fold_mode: Any,
+) -> list[Any]:
+    """The window spec of every fold; ``BadInputError`` naming the parameter when the
+    combination cannot be cut (e.g. folds or a window scaler with the seed protocol)."""
+    from tasks.windows.spec import WindowSpec
+
+    return [
+        WindowSpec(protocol=protocol, past=past, future=future, stride=stride, scaler=scaler,
+                   folds=folds, fold=fold, fold_mode=fold_mode)
+        for fold in range(folds)
+    ]
+
+
 @flow(name="pipeline", log_prints=True, validate_parameters=True)
 def pipeline(
     symbol: Symbol = DEFAULT_SYMBOL,
@@ -129,12 +144,9 @@ def pipeline(
     from flows.prepare import prepare
     from flows.report import report, walk_forward
     from flows.train import train
-    from tasks.windows.spec import WindowSpec
 
     logger = get_run_logger()
-    for fold in range(folds):  # a spec the folds cannot make is refused before any write
-        WindowSpec(protocol=protocol, past=past, future=future, stride=stride, scaler=scaler,
-                   folds=folds, fold=fold, fold_mode=fold_mode)
+    fold_specs(protocol, past, future, stride, scaler, folds, fold_mode)  # before any write
     names = [m.value for m in models]
     # A data directory on object storage (s3://...) is worked on through a local mirror:
     # pulled first, every changed file pushed whole at the end (local paths pass through).

@@ -29,7 +29,10 @@ def test_unreachable_api_fails_fast_pointing_at_replay(tmp_path):
 @pytest.mark.parametrize(
     ("args", "name"),
     [(["--epochs", "0"], "epochs"), (["--future", "-1"], "future"),
-     (["--symbol", "../x"], "symbol"), (["--models", "cnn9"], "cnn9")],
+     (["--symbol", "../x"], "symbol"), (["--models", "cnn9"], "cnn9"),
+     (["--folds", "0"], "folds"), (["--folds", "2", "--protocol", "seed"], "folds"),
+     (["--scaler", "window", "--protocol", "seed"], "scaler"),
+     (["--fold-mode", "sideways"], "fold")],
 )
 def test_invalid_parameters_are_refused_naming_them(tmp_path, args, name):
     data = tmp_path / "data"
