@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from storage.champions import GateRule
 from storage.errors import BadInputError
 
 ENV_PREFIX = "CRYPTOFLOW_"
@@ -25,6 +26,9 @@ DEFAULT_RETRIES = 4
 DEFAULT_RETRY_DELAYS_S = (1.0, 4.0, 15.0, 60.0)
 DEFAULT_MAX_RETRY_AFTER_S = 60.0
 DEFAULT_DATA_DIR = "./data"
+#: The champion gate's defaults: beat persistence and the current champion, by any margin.
+DEFAULT_CHAMPION_GATE = GateRule.BEAT_BOTH
+DEFAULT_CHAMPION_MARGIN = 0.0
 
 
 class PoloniexSettings(BaseSettings):
@@ -87,6 +91,19 @@ class CryptoflowSettings(BaseSettings):
         ge=1,
         description="CPU threads of one Dask training worker (default: the machine's cores "
         "divided among its workers).",
+    )
+    champion_gate: GateRule = Field(
+        DEFAULT_CHAMPION_GATE,
+        description="What a run's winner must beat on the same evaluation windows to become "
+        "its market's champion: beat-both (persistence and the current champion), "
+        "beat-persistence, or off (every winner is promoted).",
+    )
+    champion_margin: float = Field(
+        DEFAULT_CHAMPION_MARGIN,
+        ge=0,
+        lt=1,
+        description="How much better the winner must be: its test MSE below (1 - margin) x "
+        "each opponent's MSE on the same windows; 0: any improvement.",
     )
     poloniex: PoloniexSettings = Field(
         default_factory=PoloniexSettings, description="The Poloniex client (CRYPTOFLOW_* too)."
