@@ -361,3 +361,17 @@ def evaluate_run(data_dir: str | Path | None, run_id: str | None = None) -> RunE
 def evaluate_run_task(data_dir: str, run_id: str | None) -> Any:
     """Select each model's epoch, score models and baselines, choose the champion."""
     return evaluate_run(data_dir, run_id)
+
+
+def score_on_split(
+    ds: Any, split: str, forecast: Callable[[np.ndarray], np.ndarray]
+) -> ForecastMetrics:
+    """Score a forecaster on one split of an open window file exactly as the leaderboard
+    scores its entries: ``forecast`` maps the split's scaled inputs ``(n, N, F)`` to scaled
+    forecasts of the target ``(n, K)``."""
+    target = ds.target_feature
+    _, score = _scorer(ds, target)
+    windows = _load_split(ds, split, target)
+    if len(windows.x) == 0:
+        raise BadInputError(f"the window file {ds.path} has no {split} windows")
+    return score(windows, forecast(windows.x))

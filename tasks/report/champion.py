@@ -1,4 +1,5 @@
-"""The champion's record (model, epoch, checkpoint, metrics, lineage) for the registry."""
+"""The run's winner for the champion registry: its record (model, epoch, checkpoint, metrics,
+lineage, market), judged by the champion gate (:mod:`tasks.report.gate`) and recorded."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from storage.champions import ChampionRegistry
+from storage.champions import ChampionRegistry, GateRule
 from storage.layout import DataLayout
 from tasks.evaluation import RunEvaluation
+from tasks.report.gate import GateDecision, gate_champion
 
 
 def champion_record(evaluation: RunEvaluation, flow_run_id: str | None) -> dict[str, Any] | None:
-    """The registry record of the run's champion, or None when the run has none."""
+    """The registry record of the run's winner, or None when the run has none."""
     if evaluation.champion is None:
         return None
     e = evaluation.entry(evaluation.champion)
@@ -22,6 +24,8 @@ def champion_record(evaluation: RunEvaluation, flow_run_id: str | None) -> dict[
     return {
         "run_id": evaluation.run_id,
         "protocol": evaluation.protocol,
+        "symbol": meta.get("symbol"),
+        "interval": meta.get("interval"),
         "model": e.name,
         "epoch": e.best_epoch,
         "checkpoint": e.checkpoint,
@@ -37,10 +41,30 @@ def champion_record(evaluation: RunEvaluation, flow_run_id: str | None) -> dict[
     }
 
 
-@task(name="record-champion", cache_policy=NO_CACHE)
-def record_champion_task(data_dir: str, evaluation: Any, flow_run_id: str | None) -> Any:
-    """Add the run's champion, with its lineage, to the champion registry."""
+def record_champion(
+    data_dir: str,
+    evaluation: RunEvaluation,
+    flow_run_id: str | None,
+    rule: GateRule | str,
+    margin: float,
+) -> GateDecision | None:
+    """Judge the run's winner by the gate and record it as champion or challenger; the
+    decision (None when the run has no winner)."""
     record = champion_record(evaluation, flow_run_id)
     if record is None:
         return None
-    return ChampionRegistry(DataLayout.at(data_dir).reports).record(record)
+    layout = DataLayout.at(data_dir)
+    registry = ChampionRegistry(layout.reports)
+    decision = gate_champion(layout, registry, evaluation, rule, margin)
+    registry.record(
+        record, promoted=decision.promoted, reason=decision.reason, evidence=decision.evidence
+    )
+    return decision
+
+
+@task(name="record-champion", cache_policy=NO_CACHE)
+def record_champion_task(
+    data_dir: str, evaluation: Any, flow_run_id: str | None, rule: str, margin: float
+) -> Any:
+    """Judge the run's winner by the champion gate and record it; returns the decision."""
+    return record_champion(data_dir, evaluation, flow_run_id, rule, margin)

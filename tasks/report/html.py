@@ -97,6 +97,12 @@ def _summary(meta: Mapping[str, Any], champion: Mapping[str, Any] | None) -> lis
         )
     else:
         parts.append("<p><b>No champion</b>: no model produced a finite validation loss.</p>")
+    gate = meta.get("champion_gate")
+    if isinstance(gate, Mapping) and gate.get("sentence"):
+        parts.append(
+            f'<p class="gate"><b>Champion gate</b> ({esc(str(gate.get("rule")))}, margin '
+            f"{esc(str(gate.get('margin')))}): {esc(str(gate['sentence']))}</p>"
+        )
     parts.append(
         f'<h2>Leaderboard</h2><p class="sub">Validation loss: scaled MSE of the target '
         f"on the validation windows. Test columns: price units on the {esc(label)} "

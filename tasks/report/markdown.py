@@ -48,6 +48,13 @@ def render_report_markdown(
             f"skill vs persistence {format_cell('skill', champion.get('skill'))}",
             "",
         ]
+    gate = meta.get("champion_gate")
+    if isinstance(gate, Mapping) and gate.get("sentence"):
+        lines += [
+            f"**Champion gate** ({gate.get('rule')}, margin {gate.get('margin')}): "
+            f"{gate['sentence']}",
+            "",
+        ]
     lines += [leaderboard_markdown(rows), ""]
     if report_path:
         lines += [f"Full report: `{report_path}`", ""]

@@ -9,6 +9,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.evaluation import RunEvaluation
+from tasks.report.gate import GateDecision
 from tasks.report.html import render_report_html
 from tasks.report.leaderboard import leaderboard_rows
 from tasks.report.plots import FIGURE_CAPTIONS, report_figures
@@ -22,24 +23,32 @@ CHAMPION_RULE = (
 SMALL_DPI = 55
 
 
-def report_meta(evaluation: RunEvaluation, flow_run_id: str | None) -> dict[str, Any]:
-    """The run's metadata plus the champion, its rule, the flow run and the time of writing."""
+def report_meta(
+    evaluation: RunEvaluation, flow_run_id: str | None, gate: GateDecision | None = None
+) -> dict[str, Any]:
+    """The run's metadata plus the champion, its rule, the champion gate's decision on it,
+    the flow run and the time of writing."""
     return {
         **evaluation.meta,
         "champion": evaluation.champion,
         "champion_rule": CHAMPION_RULE,
+        "champion_gate": None if gate is None else gate.to_meta(),
         "report_flow_run_id": flow_run_id,
         "generated": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
 def render_report(
-    evaluation: RunEvaluation, sweep: SweepTable | None, flow_run_id: str | None
+    evaluation: RunEvaluation,
+    sweep: SweepTable | None,
+    flow_run_id: str | None,
+    gate: GateDecision | None = None,
 ) -> dict[str, Any]:
     """``{"rows", "meta", "figures", "html", "small"}`` of one evaluated run; ``sweep``: the
-    regularization sweep made on its window file, drawn and named (run and table)."""
+    regularization sweep made on its window file, drawn and named (run and table); ``gate``:
+    whether its winner was promoted to champion, and why."""
     rows = leaderboard_rows(evaluation)
-    meta = report_meta(evaluation, flow_run_id)
+    meta = report_meta(evaluation, flow_run_id, gate)
     captions = dict(FIGURE_CAPTIONS)
     if sweep is not None:
         meta["sweep_run"], meta["sweep_table"] = sweep.run_id, str(sweep.path)
@@ -54,6 +63,8 @@ def render_report(
 
 
 @task(name="render-report", cache_policy=NO_CACHE)
-def render_report_task(evaluation: Any, sweep: Any, flow_run_id: str | None) -> dict[str, Any]:
+def render_report_task(
+    evaluation: Any, sweep: Any, flow_run_id: str | None, gate: Any = None
+) -> dict[str, Any]:
     """Leaderboard rows, figures (PNG), HTML and markdown of one evaluated run."""
-    return render_report(evaluation, sweep, flow_run_id)
+    return render_report(evaluation, sweep, flow_run_id, gate)
