@@ -1,6 +1,7 @@
 """The report flow: select checkpoints by val_loss, score models and baselines on the same
-windows, write ``reports/<run-id>/report.html`` (self-contained) with the leaderboard, publish
-Prefect artifacts and record the champion. Plus ``compare``: tutorial vs seed vs honest.
+windows, judge the winner by the champion gate and record it (champion or challenger), write
+``reports/<run-id>/report.html`` (self-contained) with the leaderboard and the gate's decision,
+publish Prefect artifacts. Plus ``compare``: tutorial vs seed vs honest.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from tasks.report.compare import (
     write_comparison_task,
 )
 from tasks.report.files import write_report_task
+from tasks.report.gate import gate_settings
 from tasks.report.inputs import report_inputs_task, reusable_report_task, run_kind_task
 from tasks.report.publish import publish_artifacts_task
 from tasks.report.render import render_report_task
@@ -54,17 +56,19 @@ def report(run_id: RunId = None, data_dir: DataDir = None) -> str:
         path = write_report_task(root, rendered, fingerprint)["report_html"]
         get_run_logger().info("report of sweep run %s -> %s", run_id, path)
         return path
+    rule, margin = gate_settings()  # CRYPTOFLOW_CHAMPION_GATE / _MARGIN, refused when bad
     evaluation = evaluate_run_task(root, run_id)
+    gate = record_champion_task(root, evaluation, flow_run_id, rule, margin)
     sweep = load_sweep_task(root, evaluation.run_id)
-    rendered = render_report_task(evaluation, sweep, flow_run_id)
+    rendered = render_report_task(evaluation, sweep, flow_run_id, gate)
     paths = write_report_task(root, rendered, fingerprint)
     publish_artifacts_task(rendered, paths["report_html"])
-    record_champion_task(root, evaluation, flow_run_id)
     get_run_logger().info(
-        "report of run %s: champion %s -> %s",
+        "report of run %s: winner %s -> %s; champion gate: %s",
         evaluation.run_id,
         evaluation.champion,
         paths["report_html"],
+        "no winner" if gate is None else gate.sentence,
     )
     return paths["report_html"]
 

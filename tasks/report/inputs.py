@@ -14,7 +14,7 @@ from storage.version import DATA_FORMAT_VERSION
 from tasks.evaluation import resolve_run
 
 #: Bump when the report's content changes for the same run (figures, columns, metrics).
-REPORT_VERSION = "2"
+REPORT_VERSION = "3"
 #: The run-store files a report is made of, relative to the run folder.
 REPORT_INPUT_PATTERNS: tuple[str, ...] = (
     "*/spec.json",

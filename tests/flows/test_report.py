@@ -197,13 +197,25 @@ def test_report_flow_writes_html_leaderboard_artifacts_and_champion(real_runs, p
     md = next(a for a in artifacts if a.type == "markdown").data
     assert champions[0]["model"] in md and "data:image/png;base64," in md
 
-    # the champion registry records lineage
-    current = ChampionRegistry(DataLayout.at(data_dir).reports).current("honest")
+    # the champion registry records the winner's lineage, as champion or as a challenger the
+    # gate kept out (the first of its market: judged against persistence), and the report says
+    registry = ChampionRegistry(DataLayout.at(data_dir).reports)
+    recorded = [r for r in registry.records() + registry.challengers() if r["run_id"] == run_id]
+    assert len(recorded) == 1
+    current = recorded[0]
     assert current["model"] == champions[0]["model"]
     assert current["epoch"] == champions[0]["best_epoch"]
     assert current["dataset_id"] == meta["dataset_id"]
     assert current["flow_run_id"] == meta["report_flow_run_id"]
+    assert (current["symbol"], current["interval"]) == ("BTC_USDT", "MINUTE_5")
     assert Path(current["checkpoint"]).is_file()
+    evidence = current["evidence"]
+    assert evidence["rule"] == "beat-both" and evidence["incumbent_run_id"] is None
+    assert evidence["challenger_mse"] == pytest.approx(champions[0]["test_mse"])
+    assert current["promoted"] is (evidence["challenger_mse"] < evidence["persistence_mse"])
+    gate = meta["champion_gate"]
+    assert gate["promoted"] is current["promoted"] and current["reason"] in gate["sentence"]
+    assert "Champion gate" in text and "Champion gate" in md
 
 
 @pytest.mark.slow
