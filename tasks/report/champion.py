@@ -53,6 +53,12 @@ def record_champion(
     record = champion_record(evaluation, flow_run_id)
     if record is None:
         return None
+    folds, fold = int(evaluation.meta.get("folds", 1)), int(evaluation.meta.get("fold", 0))
+    if fold < folds - 1:  # an older fold: its test block is not the newest data
+        reason = (f"walk-forward fold {fold + 1} of {folds}: only the last fold's winner is a "
+                  "champion candidate")
+        return GateDecision(False, reason, f"{record['model']} not judged: {reason}.",
+                            {"fold": fold, "folds": folds})
     layout = DataLayout.at(data_dir)
     registry = ChampionRegistry(layout.reports)
     decision = gate_champion(layout, registry, evaluation, rule, margin)
