@@ -28,12 +28,15 @@ NAN = float("nan")
 class DMResult:
     """Diebold–Mariano test of equal expected loss of ``a`` and ``b``: ``statistic < 0`` means
     ``a`` has the smaller loss; ``mean_diff`` = mean(loss_a − loss_b). NaN statistic and
-    p-value where the test is undefined (fewer than 2 windows, no variance in the difference)."""
+    p-value where the test is undefined (fewer than 2 windows, no variance in the difference).
+    ``kernel``: the autocovariance weights of the long-run variance, ``rectangular`` (DM's) or
+    ``bartlett`` (Newey–West, used where the rectangular estimate is not positive)."""
 
     statistic: float
     p_value: float
     n: int
     mean_diff: float
+    kernel: str = "rectangular"
 
 
 @dataclass(frozen=True)
@@ -175,10 +178,12 @@ def diebold_mariano(loss_a: np.ndarray, loss_b: np.ndarray, horizon: int) -> DMR
     ``γk = Σ_t (d_t − d̄)(d_{t−k} − d̄) / n``, rectangular window up to lag ``h − 1``, ``h`` the
     horizon); ``DM = d̄ / sqrt(LRV / n)``, times ``sqrt((n + 1 − 2h + h(h − 1)/n) / n)``; two-sided
     p-value from Student t with ``n − 1`` degrees of freedom. Negative: ``a`` has the smaller
-    loss. Statistic and p-value are NaN, never an exception, when the test is undefined: n < 2,
-    a non-finite loss, a constant difference (identical losses: zero variance), a long-run
-    variance that is not positive, or a correction factor that is not (h too large for n).
-    Mismatched shapes raise ``BadInputError``.
+    loss. The rectangular estimate can come out negative (few windows, h > 1); then the
+    Newey–West (Bartlett) weights ``1 − k/h``, never negative, are used instead (``kernel``).
+    Statistic and p-value are NaN, never an exception, when the test is undefined: n < 2, a
+    non-finite loss, a constant difference (identical losses: zero variance, not p = 1), or a
+    correction factor that is not positive (h too long for n). Mismatched shapes raise
+    ``BadInputError``.
     """
     a, b = _pair(loss_a, loss_b, ("loss_a", "loss_b"))
     h = int(horizon)
@@ -192,13 +197,19 @@ def diebold_mariano(loss_a: np.ndarray, loss_b: np.ndarray, horizon: int) -> DMR
         return undefined
     u = d - mean_diff
     gammas = [float(u[k:] @ u[: n - k]) / n for k in range(min(h - 1, n - 1) + 1)]
+    kernel = "rectangular"
     long_run_variance = gammas[0] + 2.0 * sum(gammas[1:])
+    if not long_run_variance > 0:
+        kernel = "bartlett"
+        long_run_variance = gammas[0] + 2.0 * sum(
+            (1 - k / h) * g for k, g in enumerate(gammas) if k > 0
+        )
     correction = (n + 1 - 2 * h + h * (h - 1) / n) / n
     if not (long_run_variance > 0 and correction > 0):
         return undefined
     statistic = mean_diff / math.sqrt(long_run_variance / n) * math.sqrt(correction)
     p_value = float(2.0 * stats.t.sf(abs(statistic), df=n - 1))
-    return DMResult(float(statistic), p_value, n, mean_diff)
+    return DMResult(float(statistic), p_value, n, mean_diff, kernel)
 
 
 def interval_over_folds(values: np.ndarray, level: float = 0.95) -> FoldInterval:

@@ -54,6 +54,26 @@ def test_diebold_mariano_by_hand_horizon_2():
     assert flipped.p_value == pytest.approx(r.p_value)
 
 
+def test_diebold_mariano_falls_back_to_newey_west_where_the_rectangular_variance_is_negative():
+    a = np.array([1.0, 3.0, 2.0, 5.0, 4.0, 2.0])
+    b = np.array([2.0, 2.0, 4.0, 6.0, 3.0, 5.0])
+    n, h = 6, 2
+    # d = [-1, 1, -2, -1, 1, -3], mean -5/6, u = [-1, 11, -7, -1, 11, -13] / 6
+    u = [-1 / 6, 11 / 6, -7 / 6, -1 / 6, 11 / 6, -13 / 6]
+    gamma0 = sum(x * x for x in u) / n  # 462 / 216
+    gamma1 = sum(u[t] * u[t - 1] for t in range(1, n)) / n  # -235 / 216
+    assert (gamma0, gamma1) == pytest.approx((462 / 216, -235 / 216))
+    assert gamma0 + 2 * gamma1 < 0  # rectangular: -8/216, not a variance
+    bartlett = gamma0 + 2 * (1 - 1 / h) * gamma1  # 227 / 216
+    hln = math.sqrt((n + 1 - 2 * h + h * (h - 1) / n) / n)
+    expected = (-5 / 6) / math.sqrt(bartlett / n) * hln  # = -10 sqrt(5) / sqrt(227)
+    assert expected == pytest.approx(-10 * math.sqrt(5) / math.sqrt(227))
+    r = diebold_mariano(a, b, horizon=h)
+    assert r.kernel == "bartlett" and r.statistic == pytest.approx(expected)
+    assert r.p_value == pytest.approx(2 * stats.t.sf(abs(expected), df=n - 1))
+    assert diebold_mariano(LOSS_A, LOSS_B, horizon=2).kernel == "rectangular"
+
+
 def test_diebold_mariano_degenerate_inputs_are_nan_not_errors():
     # identical losses: the difference has no variance, so the test is undefined (NaN), and is
     # not reported as p = 1
