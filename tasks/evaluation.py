@@ -24,7 +24,13 @@ from storage.errors import BadInputError, CorruptStoreError
 from storage.layout import DataLayout
 from storage.runs import RunStore, validate_name
 from tasks.baselines import Baseline, baseline_forecast, fit_linear
-from tasks.metrics import ForecastMetrics, forecast_metrics, target_channel
+from tasks.metrics import (
+    ForecastMetrics,
+    forecast_metrics,
+    persistence_mae,
+    target_channel,
+    window_mse,
+)
 from tasks.selection import (
     EpochChoice,
     ModelStatus,
@@ -33,6 +39,7 @@ from tasks.selection import (
     load_best_checkpoint,
     load_checkpoint,
 )
+from tasks.significance import versus_persistence
 
 logger = logging.getLogger(__name__)
 NO_CHECKPOINT = ModelStatus.NO_CHECKPOINT.value
@@ -62,6 +69,8 @@ class EntryScore:
     validation: ForecastMetrics | None = None
     evaluation: ForecastMetrics | None = None
     skipped: list[str] = field(default_factory=list)  # checkpoints passed over (did not load)
+    # vs persistence on the evaluation windows: skill_lo, skill_hi (95 %), dm_stat, dm_p
+    significance: dict[str, float | None] | None = None
 
 
 @dataclass
@@ -176,7 +185,7 @@ def _load_split(ds: Any, split: str, target: int) -> _Split:
 
 
 PriceFn = Callable[[np.ndarray, "_Split"], np.ndarray]
-ScoreFn = Callable[["_Split", np.ndarray], ForecastMetrics]
+ScoreFn = Callable[["_Split", np.ndarray, float | None], ForecastMetrics]
 
 
 def _scorer(ds: Any, target: int) -> tuple[PriceFn, ScoreFn]:
@@ -185,13 +194,16 @@ def _scorer(ds: Any, target: int) -> tuple[PriceFn, ScoreFn]:
     def to_price(values: np.ndarray, split: _Split) -> np.ndarray:
         return scaler.target_to_price(values, target, split.anchors)
 
-    def score(split: _Split, predicted_scaled: np.ndarray) -> ForecastMetrics:
+    def score(
+        split: _Split, predicted_scaled: np.ndarray, mase_scale: float | None = None
+    ) -> ForecastMetrics:
         return forecast_metrics(
             to_price(split.actual, split),
             to_price(predicted_scaled, split),
             to_price(split.last, split),
             actual_scaled=split.actual,
             predicted_scaled=predicted_scaled,
+            mase_scale=mase_scale,
         )
 
     return to_price, score
@@ -246,11 +258,13 @@ def evaluate_run(data_dir: str | Path | None, run_id: str | None = None) -> RunE
         raise BadInputError(f"run {run_id!r} is empty: no model recorded a single epoch")
 
     # ---- phase 1: training and validation windows only
-    x_train, y_train = ds.split_arrays("train")
-    if len(x_train) == 0:
+    train = _load_split(ds, "train", target)
+    if len(train.x) == 0:
         raise BadInputError(f"the window file {dataset_path} has no training windows")
-    linear = fit_linear(x_train, y_train, target)
-    del x_train, y_train
+    linear = fit_linear(train.x, train.actual, target)
+    # MASE scale: persistence's in-sample MAE on the training windows, price units
+    mase_scale = persistence_mae(to_price(train.actual, train), to_price(train.last, train))
+    del train
     val = _load_split(ds, "validation", target)
     if len(val.x) == 0:
         raise BadInputError(f"the window file {dataset_path} has no validation windows")
@@ -274,12 +288,12 @@ def evaluate_run(data_dir: str | Path | None, run_id: str | None = None) -> RunE
                 checkpoints[m] = loaded.path
                 e.checkpoint = str(loaded.path)
                 val_predictions[m] = predict_target(loaded.model, val.x, target, horizon)
-                e.validation = score(val, val_predictions[m])
+                e.validation = score(val, val_predictions[m], mase_scale)
         entries.append(e)
     for b in Baseline:
         e = EntryScore(b.value, EntryKind.BASELINE, ModelStatus.OK.value)
         val_predictions[b.value] = baseline_forecast(b, linear, val.x, target, horizon)
-        e.validation = score(val, val_predictions[b.value])
+        e.validation = score(val, val_predictions[b.value], mase_scale)
         entries.append(e)
 
     champion = choose_champion(
@@ -306,9 +320,15 @@ def evaluate_run(data_dir: str | Path | None, run_id: str | None = None) -> RunE
                 eval_predictions[e.name] = predict_target(net, ev.x, target, horizon)
             else:
                 eval_predictions[e.name] = baseline_forecast(e.name, linear, ev.x, target, horizon)
+    ev_actual = to_price(ev.actual, ev)
+    persistence_loss = window_mse(ev_actual, np.repeat(to_price(ev.last, ev)[:, None], horizon, 1))
     for e in entries:
         if e.name in eval_predictions:
-            e.evaluation = score(ev, eval_predictions[e.name])
+            e.evaluation = score(ev, eval_predictions[e.name], mase_scale)
+            loss = window_mse(ev_actual, to_price(eval_predictions[e.name], ev))
+            e.significance = versus_persistence(
+                loss, persistence_loss, horizon, is_persistence=e.name == Baseline.PERSISTENCE
+            )
     champion_forecast = None
     if champion is not None:
         shown = ev.tail(FIGURE_TAIL_WINDOWS)  # what the figure shows

@@ -36,6 +36,7 @@ class ForecastMetrics:
     persistence_mse: float
     mse_by_step: tuple[float, ...]
     mae_by_step: tuple[float, ...]
+    mase: float = float("nan")  # MAE / in-sample persistence MAE of the training windows
 
     def to_dict(self) -> dict[str, object]:
         """JSON-friendly dict (tuples become lists, NaN becomes None)."""
@@ -94,20 +95,53 @@ def mse_by_step(actual: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     return np.mean((np.asarray(predicted) - np.asarray(actual)) ** 2, axis=0)
 
 
+def window_mse(actual: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Per-window loss, the mean squared error over the K steps: ``(n, K)`` x2 -> ``(n,)``."""
+    a = np.asarray(actual, dtype=np.float64)
+    p = np.asarray(predicted, dtype=np.float64)
+    if a.shape != p.shape or a.ndim != 2:
+        raise BadInputError(f"actual {a.shape} and predicted {p.shape} must both be (n, K)")
+    return np.mean((p - a) ** 2, axis=1)
+
+
 def direction_accuracy(actual: np.ndarray, predicted: np.ndarray, last: np.ndarray) -> float:
     """Share of (window, step) cells where the predicted move from the last input close has the
     sign of the actual move: ``(n, K)``, ``(n, K)``, ``(n,)`` -> float in [0, 1].
 
-    Cells where the price did not move are left out; a forecast of "no move" never counts as
-    right. NaN when every actual move is zero.
+    Only cells where both moves are non-zero count: a cell where the price did not move has no
+    direction to hit, and a predicted move of exactly zero is no direction forecast. NaN when no
+    cell is left, e.g. for persistence ("no move" everywhere) or when nothing moved.
     """
     ref = np.asarray(last, dtype=np.float64)[:, None]
     actual_sign = np.sign(np.asarray(actual) - ref)
     predicted_sign = np.sign(np.asarray(predicted) - ref)
-    moved = actual_sign != 0
-    if not moved.any():
+    scored = (actual_sign != 0) & (predicted_sign != 0)
+    if not scored.any():
         return float("nan")
-    return float(np.mean(actual_sign[moved] == predicted_sign[moved]))
+    return float(np.mean(actual_sign[scored] == predicted_sign[scored]))
+
+
+def persistence_mae(actual: np.ndarray, last_close: np.ndarray) -> float:
+    """Persistence's MAE, ``mean |actual_k - last close|`` over all windows and K steps, price
+    units: ``(n, K)``, ``(n,)`` -> float; NaN when there are no windows.
+
+    On the TRAINING windows this is the MASE scale (the in-sample naive error).
+    """
+    a = np.asarray(actual, dtype=np.float64)
+    last = np.asarray(last_close, dtype=np.float64)
+    if a.ndim != 2 or last.shape != (a.shape[0],):
+        raise BadInputError(f"expected (n, K) and (n,), got {a.shape} and {last.shape}")
+    if a.size == 0:
+        return float("nan")
+    return float(np.mean(np.abs(a - last[:, None])))
+
+
+def mase(mae: float, scale: float | None) -> float:
+    """Mean absolute scaled error, ``mae / scale`` (``scale``: :func:`persistence_mae` of the
+    training windows); NaN when the scale is missing, zero or not finite (prices never moved)."""
+    if scale is None or not np.isfinite(scale) or scale <= 0:
+        return float("nan")
+    return float(mae) / float(scale)
 
 
 def mape(actual: np.ndarray, predicted: np.ndarray) -> float:
@@ -127,11 +161,14 @@ def forecast_metrics(
     *,
     actual_scaled: np.ndarray,
     predicted_scaled: np.ndarray,
+    mase_scale: float | None = None,
 ) -> ForecastMetrics:
     """Score a forecast: prices ``(n, K)``, last input close ``(n,)``, scaled twins ``(n, K)``.
 
     ``skill`` is ``1 - MSE / MSE_persistence`` where persistence repeats ``last_close`` for
     all K steps on the same windows (0 = as good as "the price stays", 1 = perfect).
+    ``mase`` is ``MAE / mase_scale``, the in-sample persistence MAE of the training windows
+    (:func:`persistence_mae`); NaN without a scale.
     """
     a = np.asarray(actual, dtype=np.float64)
     p = np.asarray(predicted, dtype=np.float64)
@@ -144,6 +181,7 @@ def forecast_metrics(
         raise BadInputError("no windows to score")
     err = p - a
     mse = float(np.mean(err**2))
+    mae = float(np.mean(np.abs(err)))
     persistence_mse = float(np.mean((last[:, None] - a) ** 2))
     skill = 1.0 - mse / persistence_mse if persistence_mse > 0 else float("nan")
     return ForecastMetrics(
@@ -151,13 +189,14 @@ def forecast_metrics(
         mse_scaled=float(np.mean((np.asarray(predicted_scaled) - np.asarray(actual_scaled)) ** 2)),
         mse=mse,
         rmse=float(np.sqrt(mse)),
-        mae=float(np.mean(np.abs(err))),
+        mae=mae,
         mape=mape(a, p),
         direction_accuracy=direction_accuracy(a, p, last),
         skill=float(skill),
         persistence_mse=persistence_mse,
         mse_by_step=tuple(float(v) for v in mse_by_step(a, p)),
         mae_by_step=tuple(float(v) for v in np.mean(np.abs(err), axis=0)),
+        mase=mase(mae, mase_scale),
     )
 
 
@@ -166,6 +205,8 @@ def score_scaled_forecast(
     predicted_scaled: np.ndarray,
     last_scaled: np.ndarray,
     to_price: Callable[[np.ndarray], np.ndarray],
+    *,
+    mase_scale: float | None = None,
 ) -> ForecastMetrics:
     """Score scaled arrays ``(n, K)``, ``(n, K)``, ``(n,)``, inverted with ``to_price``."""
     return forecast_metrics(
@@ -174,4 +215,5 @@ def score_scaled_forecast(
         to_price(last_scaled),
         actual_scaled=actual_scaled,
         predicted_scaled=predicted_scaled,
+        mase_scale=mase_scale,
     )

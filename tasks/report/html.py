@@ -9,8 +9,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tasks.evaluation import EntryKind
-from tasks.report.cells import format_cell, split_label
-from tasks.report.leaderboard import LEADERBOARD_COLUMNS, TABLE_KEYS
+from tasks.report.cells import format_cell, skill_summary, split_label, table_cell
+from tasks.report.leaderboard import TABLE_HEADERS, TABLE_KEYS
 
 #: The style sheet of every page the report room writes (report and comparison).
 REPORT_CSS = """
@@ -63,7 +63,7 @@ def html_table(
     out.append("</tr></thead><tbody>")
     for r in rows:
         out.append(f'<tr class="{_row_classes(r)}">')
-        out += [f"<td>{html.escape(format_cell(k, r.get(k)))}</td>" for k in keys]
+        out += [f"<td>{html.escape(table_cell(k, r))}</td>" for k in keys]
         out.append("</tr>")
     out.append("</tbody></table>")
     return "\n".join(out)
@@ -93,7 +93,7 @@ def _summary(meta: Mapping[str, Any], champion: Mapping[str, Any] | None) -> lis
             f"compared, never crowned): <b>{esc(champion['model'])}</b> at epoch "
             f"{esc(str(champion.get('best_epoch')))}; on the {esc(label)} windows RMSE "
             f"{esc(format_cell('test_rmse', champion.get('test_rmse')))}, skill vs persistence "
-            f"{esc(format_cell('skill', champion.get('skill')))}.</p>"
+            f"{esc(skill_summary(champion))}.</p>"
         )
     else:
         parts.append("<p><b>No champion</b>: no model produced a finite validation loss.</p>")
@@ -106,7 +106,11 @@ def _summary(meta: Mapping[str, Any], champion: Mapping[str, Any] | None) -> lis
     parts.append(
         f'<h2>Leaderboard</h2><p class="sub">Validation loss: scaled MSE of the target '
         f"on the validation windows. Test columns: price units on the {esc(label)} "
-        "windows. Skill = 1 − MSE / MSE(persistence) on the same windows.</p>"
+        "windows. Skill = 1 − MSE / MSE(persistence) on the same windows; its 95% interval "
+        "comes from a paired moving block bootstrap over the windows (blocks of K, as "
+        "neighbouring windows overlap). MASE = MAE / persistence's MAE on the training "
+        "windows. Direction accuracy is n/a for a forecaster that never predicts a move "
+        "(persistence). DM statistic and p-value against persistence: leaderboard.csv.</p>"
     )
     return parts
 
@@ -138,7 +142,7 @@ def render_report_html(
     champion = next((r for r in rows if r.get("champion")), None)
     parts = page_head(f"cryptoflow report {meta.get('run_id')}")
     parts += _summary(meta, champion)
-    parts.append(html_table(rows, TABLE_KEYS, LEADERBOARD_COLUMNS))
+    parts.append(html_table(rows, TABLE_KEYS, TABLE_HEADERS))
     parts += _skipped_notes(rows)
     parts.append("<h2>Figures</h2>")
     for name, png in figures.items():

@@ -12,6 +12,7 @@ import pandas as pd
 
 from tasks.evaluation import EntryScore, RunEvaluation
 from tasks.metrics import finite_or_none
+from tasks.report.cells import SKILL_INTERVAL
 from tasks.report.labels import describe_model
 
 #: Leaderboard columns: key -> header. The first five are the tutorial's.
@@ -24,8 +25,13 @@ LEADERBOARD_COLUMNS: dict[str, str] = {
     "test_rmse": "Test RMSE",
     "test_mae": "Test MAE",
     "test_mape": "Test MAPE %",
+    "test_mase": "Test MASE",
     "direction_accuracy": "Direction accuracy",
     "skill": "Skill vs persistence",
+    "skill_lo": "Skill 95% low",
+    "skill_hi": "Skill 95% high",
+    "dm_stat": "DM statistic vs persistence",
+    "dm_p": "DM p-value",
     "best_epoch": "Best epoch",
     "epochs": "Epochs",
     "status": "Status",
@@ -46,11 +52,15 @@ TABLE_KEYS: tuple[str, ...] = (
     "test_rmse",
     "test_mae",
     "test_mape",
+    "test_mase",
     "direction_accuracy",
     "skill",
+    SKILL_INTERVAL,
     "best_epoch",
     "status",
 )
+#: Headers of the HTML and markdown tables: the leaderboard's plus the table-only cells.
+TABLE_HEADERS: dict[str, str] = {**LEADERBOARD_COLUMNS, SKILL_INTERVAL: "Skill 95% interval"}
 
 
 def leaderboard_rows(evaluation: RunEvaluation) -> list[dict[str, Any]]:
@@ -64,6 +74,7 @@ def leaderboard_rows(evaluation: RunEvaluation) -> list[dict[str, Any]]:
 def _row(e: EntryScore, champion: str | None) -> dict[str, Any]:
     family, layers, activation = describe_model(e.name)
     v, t = e.validation, e.evaluation
+    sig = e.significance or {}
     num = finite_or_none
     return {
         "model": e.name,
@@ -79,13 +90,19 @@ def _row(e: EntryScore, champion: str | None) -> dict[str, Any]:
         "val_loss": num(v.mse_scaled) if v else None,
         "val_mse": num(v.mse) if v else None,
         "val_skill": num(v.skill) if v else None,
+        "val_mase": num(v.mase) if v else None,
         "test_mse_scaled": num(t.mse_scaled) if t else None,
         "test_mse": num(t.mse) if t else None,
         "test_rmse": num(t.rmse) if t else None,
         "test_mae": num(t.mae) if t else None,
         "test_mape": num(t.mape) if t else None,
+        "test_mase": num(t.mase) if t else None,
         "direction_accuracy": num(t.direction_accuracy) if t else None,
         "skill": num(t.skill) if t else None,
+        "skill_lo": num(sig.get("skill_lo")),
+        "skill_hi": num(sig.get("skill_hi")),
+        "dm_stat": num(sig.get("dm_stat")),
+        "dm_p": num(sig.get("dm_p")),
         "rmse_by_step": [num(math.sqrt(x)) for x in t.mse_by_step] if t else None,
         "checkpoint": e.checkpoint,
         "skipped_checkpoints": list(e.skipped),

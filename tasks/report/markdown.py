@@ -5,20 +5,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tasks.report.cells import format_cell, split_label
+from tasks.report.cells import format_cell, skill_summary, split_label, table_cell
 from tasks.report.html import png_data_uri
-from tasks.report.leaderboard import LEADERBOARD_COLUMNS, TABLE_KEYS
+from tasks.report.leaderboard import TABLE_HEADERS, TABLE_KEYS
 
 
 def leaderboard_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     """GitHub-flavoured markdown table of the leaderboard (champion starred)."""
-    head = "| " + " | ".join(LEADERBOARD_COLUMNS[k] for k in TABLE_KEYS) + " |"
+    head = "| " + " | ".join(TABLE_HEADERS[k] for k in TABLE_KEYS) + " |"
     sep = "|" + "---|" * len(TABLE_KEYS)
     lines = [head, sep]
     for r in rows:
         cells = []
         for k in TABLE_KEYS:
-            cell = format_cell(k, r.get(k))
+            cell = table_cell(k, r)
             if k == "model" and r.get("champion"):
                 cell = f"**{cell}** ★"
             cells.append(cell.replace("|", "\\|"))
@@ -45,7 +45,7 @@ def render_report_markdown(
         lines += [
             f"**Champion**: `{champion['model']}` (epoch {champion.get('best_epoch')}), "
             f"RMSE {format_cell('test_rmse', champion.get('test_rmse'))}, "
-            f"skill vs persistence {format_cell('skill', champion.get('skill'))}",
+            f"skill vs persistence {skill_summary(champion)}",
             "",
         ]
     gate = meta.get("champion_gate")

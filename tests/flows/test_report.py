@@ -109,6 +109,27 @@ def test_selection_on_a_real_run_reproduces_the_chosen_epoch(real_runs):
     # persistence skill is zero by definition; the baselines are there
     assert ev.entry("persistence").evaluation.skill == pytest.approx(0.0, abs=1e-12)
     assert {e.name for e in ev.entries} == {*HONEST_MODELS, "persistence", "lag", "linear"}
+    # MASE: MAE over persistence's MAE on the training windows, in price units
+    f = ds.target_feature
+    x_train, y_train = ds.split_arrays("train")
+    anchors = ds.split_anchors("train")
+    train_actual = ds.scaler.target_to_price(y_train[:, :, f], f, anchors)
+    train_last = ds.scaler.target_to_price(x_train[:, -1, f], f, anchors)
+    scale = float(np.mean(np.abs(train_actual - train_last[:, None])))
+    for e in ev.entries:
+        assert e.evaluation.mase == pytest.approx(e.evaluation.mae / scale)
+        assert e.validation.mase == pytest.approx(e.validation.mae / scale)
+    # persistence predicts no move: no direction accuracy; it is DM's reference
+    persistence = ev.entry("persistence")
+    assert np.isnan(persistence.evaluation.direction_accuracy)
+    assert persistence.significance["dm_stat"] is None and persistence.significance["dm_p"] is None
+    assert persistence.significance["skill_lo"] == pytest.approx(0.0, abs=1e-12)
+    for name in (*HONEST_MODELS, "lag", "linear"):
+        e = ev.entry(name)
+        sig = e.significance
+        assert sig["skill_lo"] <= sig["skill_hi"] and 0.0 <= sig["dm_p"] <= 1.0
+        # DM's mean loss difference is the MSE difference: the statistic has its sign
+        assert np.sign(sig["dm_stat"]) == np.sign(e.evaluation.mse - e.evaluation.persistence_mse)
     ds.close()
 
 

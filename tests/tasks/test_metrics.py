@@ -13,8 +13,11 @@ from tasks.metrics import (
     forecast_metrics,
     inverse_target,
     mape,
+    mase,
+    persistence_mae,
     score_scaled_forecast,
     target_channel,
+    window_mse,
 )
 
 # Two windows, K = 2. Last input closes 10 and 19.
@@ -44,13 +47,81 @@ def test_forecast_metrics_by_hand():
     assert m.mae_by_step == pytest.approx((0.0, 1.0))
 
 
-def test_persistence_has_zero_skill_and_no_direction_hits():
+def test_persistence_has_zero_skill_and_no_direction_forecast():
     persistence = np.repeat(LAST[:, None], 2, axis=1)
     m = forecast_metrics(
         ACTUAL, persistence, LAST, actual_scaled=ACTUAL, predicted_scaled=persistence
     )
     assert m.skill == pytest.approx(0.0)
-    assert m.direction_accuracy == pytest.approx(0.0)
+    # "no move" everywhere is no direction forecast: undefined, not 0 %
+    assert math.isnan(m.direction_accuracy)
+    assert m.to_dict()["direction_accuracy"] is None
+
+
+def test_a_predicted_move_of_zero_is_left_out_of_direction_accuracy():
+    actual = np.array([[12.0, 8.0, 10.0]])
+    predicted = np.array([[10.0, 9.0, 11.0]])
+    # moves from 10: actual +2, -2, 0; predicted 0, -1, +1. Cell 1 predicts no move, cell 3
+    # saw no move: only cell 2 is a direction forecast of a move, and it is right.
+    assert direction_accuracy(actual, predicted, np.array([10.0])) == pytest.approx(1 / 1)
+
+
+# Training windows for the MASE scale (K = 2): last input closes 10 and 19.
+TRAIN_ACTUAL = np.array([[11.0, 13.0], [20.0, 17.0]])
+TRAIN_LAST = np.array([10.0, 19.0])
+
+
+def test_mase_by_hand():
+    # in-sample persistence errors |actual - last|: [[1, 3], [1, 2]] -> MAE 7/4
+    scale = persistence_mae(TRAIN_ACTUAL, TRAIN_LAST)
+    assert scale == pytest.approx(7 / 4)
+    m = forecast_metrics(
+        ACTUAL,
+        PREDICTED,
+        LAST,
+        actual_scaled=ACTUAL,
+        predicted_scaled=PREDICTED,
+        mase_scale=scale,
+    )
+    # forecast errors [[0, 0], [0, 2]] -> MAE 2/4; MASE = (2/4) / (7/4) = 2/7
+    assert m.mase == pytest.approx(2 / 7)
+    # persistence on the test windows: errors [[0, 2], [1, 1]] -> MAE 4/4, MASE 4/7
+    persistence = np.repeat(LAST[:, None], 2, axis=1)
+    p = forecast_metrics(
+        ACTUAL,
+        persistence,
+        LAST,
+        actual_scaled=ACTUAL,
+        predicted_scaled=persistence,
+        mase_scale=scale,
+    )
+    assert p.mase == pytest.approx(4 / 7)
+
+
+def test_mase_is_nan_without_a_scale_or_with_a_zero_one():
+    flat = np.full((2, 2), 5.0)
+    assert persistence_mae(flat, np.array([5.0, 5.0])) == 0.0  # the prices never moved
+    assert math.isnan(persistence_mae(np.zeros((0, 2)), np.zeros(0)))
+    for scale in (None, 0.0, float("nan")):
+        m = forecast_metrics(
+            ACTUAL,
+            PREDICTED,
+            LAST,
+            actual_scaled=ACTUAL,
+            predicted_scaled=PREDICTED,
+            mase_scale=scale,
+        )
+        assert math.isnan(m.mase) and m.to_dict()["mase"] is None
+    assert mase(3.0, 2.0) == pytest.approx(1.5)
+    with pytest.raises(ValueError, match=r"\(n, K\)"):
+        persistence_mae(TRAIN_ACTUAL, TRAIN_LAST[:1])
+
+
+def test_window_mse_is_the_mean_over_the_k_steps():
+    # errors [[0, 0], [0, 2]] -> per window (0 + 0) / 2 and (0 + 4) / 2
+    assert window_mse(ACTUAL, PREDICTED) == pytest.approx([0.0, 2.0])
+    with pytest.raises(ValueError, match=r"\(n, K\)"):
+        window_mse(ACTUAL, PREDICTED[:, :1])
 
 
 def test_to_dict_turns_nan_into_none():

@@ -5,19 +5,30 @@ from __future__ import annotations
 
 import base64
 import csv
+import dataclasses
 import io
 import json
+import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from storage.champions import ChampionRegistry
 from storage.errors import CorruptStoreError
+from tasks.metrics import forecast_metrics, persistence_mae
+from tasks.report.cells import format_cell
 from tasks.report.compare import comparison_rows, render_comparison_html
 from tasks.report.html import render_report_html
 from tasks.report.labels import describe_model
-from tasks.report.leaderboard import leaderboard_csv, leaderboard_json, leaderboard_rows
+from tasks.report.leaderboard import (
+    LEADERBOARD_COLUMNS,
+    TABLE_KEYS,
+    leaderboard_csv,
+    leaderboard_json,
+    leaderboard_rows,
+)
 from tasks.report.markdown import leaderboard_markdown, render_report_markdown
 from tasks.report.plots import report_figures
 from tasks.report.publish import artifact_key
@@ -55,6 +66,105 @@ def test_csv_has_tutorial_columns_first_and_whole_numbers():
     rows = list(reader)
     assert rows[0]["layers"] == "1" and rows[0]["best_epoch"] == "2"
     assert rows[1]["layers"] == "" and len(rows) == 6
+
+
+def _evaluation_with_significance():
+    """The support evaluation with persistence scored as persistence (it predicts no move) and
+    the champion given a MASE and its significance against persistence."""
+    ev = _evaluation()
+    rng = np.random.default_rng(0)
+    actual = 4000 + rng.normal(0, 10, (8, 4)).cumsum(axis=1)
+    last = actual[:, 0] - 1
+    no_move = np.repeat(last[:, None], 4, axis=1)
+    persistence = ev.entry("persistence")
+    persistence.evaluation = forecast_metrics(
+        actual,
+        no_move,
+        last,
+        actual_scaled=actual,
+        predicted_scaled=no_move,
+        mase_scale=persistence_mae(actual, last),
+    )
+    persistence.significance = {"skill_lo": 0.0, "skill_hi": 0.0, "dm_stat": None, "dm_p": None}
+    gru = ev.entry("gru_tanh_leaky")
+    gru.evaluation = dataclasses.replace(gru.evaluation, mase=gru.evaluation.mae / 4.0)
+    gru.significance = {"skill_lo": -0.05, "skill_hi": 0.125, "dm_stat": -2.5, "dm_p": 0.0125}
+    return ev
+
+
+NEW_COLUMNS = ("test_mase", "val_mase", "skill_lo", "skill_hi", "dm_stat", "dm_p")
+
+
+def test_rows_csv_and_json_carry_mase_and_significance():
+    ev = _evaluation_with_significance()
+    rows = {r["model"]: r for r in leaderboard_rows(ev)}
+    gru, persistence = rows["gru_tanh_leaky"], rows["persistence"]
+    assert gru["test_mase"] == pytest.approx(ev.entry("gru_tanh_leaky").evaluation.mae / 4.0)
+    assert gru["val_mase"] is None  # the support metrics have no MASE scale: NaN -> None
+    assert (gru["skill_lo"], gru["skill_hi"], gru["dm_stat"], gru["dm_p"]) == (
+        -0.05,
+        0.125,
+        -2.5,
+        0.0125,
+    )
+    assert persistence["direction_accuracy"] is None  # undefined: it never predicts a move
+    assert persistence["dm_stat"] is None and persistence["dm_p"] is None  # the reference
+    assert all(rows["cnn4_leaky"][k] is None for k in NEW_COLUMNS)  # diverged: not scored
+    for key, header in (
+        ("test_mase", "Test MASE"),
+        ("skill_lo", "Skill 95% low"),
+        ("skill_hi", "Skill 95% high"),
+        ("dm_stat", "DM statistic vs persistence"),
+        ("dm_p", "DM p-value"),
+    ):
+        assert LEADERBOARD_COLUMNS[key] == header
+
+    csv_rows = list(csv.DictReader(io.StringIO(leaderboard_csv(list(rows.values())))))
+    assert set(NEW_COLUMNS) <= set(csv_rows[0])
+    by_model = {r["model"]: r for r in csv_rows}
+    assert float(by_model["gru_tanh_leaky"]["dm_p"]) == 0.0125
+    assert float(by_model["gru_tanh_leaky"]["test_mase"]) == pytest.approx(gru["test_mase"])
+    assert by_model["persistence"]["direction_accuracy"] == ""  # blank, not 0
+    assert by_model["persistence"]["dm_stat"] == ""
+
+    loaded = {r["model"]: r for r in json.loads(leaderboard_json(list(rows.values())))}
+    assert loaded["persistence"]["direction_accuracy"] is None  # null
+    assert loaded["gru_tanh_leaky"]["skill_hi"] == 0.125
+    assert set(NEW_COLUMNS) <= set(loaded["lag"])
+
+
+def _table_cells(md: str, model: str) -> dict[str, str]:
+    line = next(x for x in md.splitlines() if x.startswith(f"| {model} ") or f"**{model}**" in x)
+    cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+    return dict(zip(TABLE_KEYS, cells, strict=True))
+
+
+def test_tables_show_undefined_direction_as_na_and_the_skill_interval():
+    ev = _evaluation_with_significance()
+    rows = leaderboard_rows(ev)
+    md = leaderboard_markdown(rows)
+    assert "Test MASE" in md.splitlines()[0] and "Skill 95% interval" in md.splitlines()[0]
+    persistence = _table_cells(md, "persistence")
+    assert persistence["direction_accuracy"] == "n/a"
+    assert persistence["skill_interval"] == "[+0.000, +0.000]"
+    gru = _table_cells(md, "gru_tanh_leaky")
+    assert gru["skill_interval"] == "[-0.050, +0.125]"
+    assert gru["test_mase"] == f"{rows[0]['test_mase']:.3f}"
+    assert gru["direction_accuracy"].endswith("%")
+    diverged = _table_cells(md, "cnn4_leaky")
+    assert diverged["direction_accuracy"] == "–" and diverged["skill_interval"] == "–"
+    assert _table_cells(md, "lag")["skill_interval"] == "n/a"  # scored, no interval given
+
+    page = render_report_html(ev.meta, rows, {})
+    html_rows = re.findall(r'<tr class="[^"]*">(.*?)</tr>', page, flags=re.S)
+    cells = {}
+    for row in html_rows:
+        values = re.findall(r"<td>(.*?)</td>", row)
+        cells[values[0]] = dict(zip(TABLE_KEYS, values, strict=True))
+    assert cells["persistence"]["direction_accuracy"] == "n/a"
+    assert cells["gru_tanh_leaky"]["skill_interval"] == "[-0.050, +0.125]"
+    assert "<th>Test MASE</th>" in page and "95% interval [-0.050, +0.125]" in page
+    assert format_cell("direction_accuracy", math.nan) == "n/a"
 
 
 def test_describe_model():
