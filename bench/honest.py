@@ -139,8 +139,8 @@ def main() -> int:
         print(f"\nwalk-forward, {args.folds} folds (window scaler): mean skill [95 % interval]")
         for name in names:
             skills = [f["rows"][name]["skill"] for f in folds]
-            mean, lo, hi = interval_over_folds([s for s in skills if s is not None])
-            print(f"{name:18} {mean:8.3f} [{lo:.3f}, {hi:.3f}]   per fold "
+            fi = interval_over_folds([s for s in skills if s is not None])
+            print(f"{name:18} {fi.mean:8.3f} [{fi.lo:.3f}, {fi.hi:.3f}]   per fold "
                   + " ".join(fmt(s) for s in skills))
         print("wall s per fold: " + ", ".join(f"{f['wall_s']:.0f}" for f in folds))
     if args.json:

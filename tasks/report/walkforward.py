@@ -78,7 +78,11 @@ def summary_rows(
             row = next((r for r in board if r.get("model") == name), {})
             per_fold.append({k: row.get(k) for k in FOLD_KEYS})
         skills = [f["skill"] for f in per_fold if f["skill"] is not None]
-        mean, lo, hi = interval_over_folds(np.asarray(skills, dtype=np.float64), level)
+        if skills:
+            fi = interval_over_folds(np.asarray(skills, dtype=np.float64), level)
+            mean, lo, hi = fi.mean, fi.lo, fi.hi
+        else:
+            mean = lo = hi = float("nan")
         rows.append({
             "model": name,
             "kind": kinds[name],
