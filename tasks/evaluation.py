@@ -26,7 +26,9 @@ from storage.runs import RunStore, validate_name
 from tasks.baselines import Baseline, baseline_forecast, fit_linear
 from tasks.metrics import (
     ForecastMetrics,
+    finite_or_none,
     forecast_metrics,
+    out_of_range_share,
     persistence_mae,
     target_channel,
     window_mse,
@@ -264,6 +266,7 @@ def evaluate_run(data_dir: str | Path | None, run_id: str | None = None) -> RunE
     linear = fit_linear(train.x, train.actual, target)
     # MASE scale: persistence's in-sample MAE on the training windows, price units
     mase_scale = persistence_mae(to_price(train.actual, train), to_price(train.last, train))
+    train_range = np.array([np.nanmin(train.x[:, :, target]), np.nanmax(train.x[:, :, target])])
     del train
     val = _load_split(ds, "validation", target)
     if len(val.x) == 0:
@@ -360,6 +363,8 @@ def evaluate_run(data_dir: str | Path | None, run_id: str | None = None) -> RunE
         "fold": int((attrs.get("spec") or {}).get("fold", 0)),
         "n_validation": int(len(val.x)),
         "n_eval": int(len(ev.x)),
+        # share of evaluation inputs (target, scaled) outside the training inputs' range
+        "out_of_range_share": finite_or_none(out_of_range_share(train_range, ev.x[:, :, target])),
         "train_flow_run_id": info.get("flow_run_id"),
         "run_created": info.get("created"),
         "models": models,

@@ -217,3 +217,14 @@ def score_scaled_forecast(
         predicted_scaled=predicted_scaled,
         mase_scale=mase_scale,
     )
+
+
+def out_of_range_share(train_inputs: np.ndarray, eval_inputs: np.ndarray) -> float:
+    """Share of evaluation input values (target feature, scaled units, any shape) outside the
+    [min, max] of the training inputs: what a bounded network was never shown. NaN if empty."""
+    train = np.asarray(train_inputs, dtype=np.float64)
+    ev = np.asarray(eval_inputs, dtype=np.float64)
+    if train.size == 0 or ev.size == 0:
+        return float("nan")
+    lo, hi = np.nanmin(train), np.nanmax(train)
+    return float(np.mean((ev < lo) | (ev > hi)))

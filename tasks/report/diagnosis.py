@@ -1,6 +1,6 @@
-"""Why a model fails out of sample: how much of the test lies outside what training saw, and a
-one-sentence verdict per leaderboard row from its skill, its Diebold–Mariano p-value against
-persistence and that share."""
+"""Why a model fails out of sample: a one-sentence verdict per leaderboard row from its skill,
+its Diebold–Mariano p-value against persistence and the share of test inputs outside the
+training range (``tasks.metrics.out_of_range_share``, in the run's metadata)."""
 
 from __future__ import annotations
 
@@ -15,17 +15,6 @@ ALPHA = 0.05
 COLLAPSE_SKILL = -1.0
 #: Share of evaluation inputs outside the training range from which that reading applies.
 OUT_OF_RANGE_MIN = 0.05
-
-
-def out_of_range_share(train_inputs: np.ndarray, eval_inputs: np.ndarray) -> float:
-    """Share of evaluation input values (target feature, scaled units, any shape) outside the
-    [min, max] of the training inputs: what a bounded network was never shown. NaN if empty."""
-    train = np.asarray(train_inputs, dtype=np.float64)
-    ev = np.asarray(eval_inputs, dtype=np.float64)
-    if train.size == 0 or ev.size == 0:
-        return float("nan")
-    lo, hi = np.nanmin(train), np.nanmax(train)
-    return float(np.mean((ev < lo) | (ev > hi)))
 
 
 def _p(p: float) -> str:

@@ -97,6 +97,16 @@ def _summary(meta: Mapping[str, Any], champion: Mapping[str, Any] | None) -> lis
         )
     else:
         parts.append("<p><b>No champion</b>: no model produced a finite validation loss.</p>")
+    share = meta.get("out_of_range_share")
+    if isinstance(share, float):
+        scaler = meta.get("scaler") or "the"
+        parts.append(
+            f'<p class="diagnosis"><b>Diagnosis</b>: {share:.1%} of the {esc(label)} inputs lie '
+            f"outside the range of the training inputs ({esc(str(scaler))} scaler)"
+            + (": networks with bounded activations cannot follow them there; try "
+               "<code>--scaler window</code>." if share >= 0.05 and scaler != "window" else ".")
+            + " Each row's verdict says whether it beats persistence (Diebold–Mariano test).</p>"
+        )
     gate = meta.get("champion_gate")
     if isinstance(gate, Mapping) and gate.get("sentence"):
         parts.append(

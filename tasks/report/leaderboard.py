@@ -13,6 +13,7 @@ import pandas as pd
 from tasks.evaluation import EntryScore, RunEvaluation
 from tasks.metrics import finite_or_none
 from tasks.report.cells import SKILL_INTERVAL
+from tasks.report.diagnosis import verdict
 from tasks.report.labels import describe_model
 
 #: Leaderboard columns: key -> header. The first five are the tutorial's.
@@ -32,6 +33,7 @@ LEADERBOARD_COLUMNS: dict[str, str] = {
     "skill_hi": "Skill 95% high",
     "dm_stat": "DM statistic vs persistence",
     "dm_p": "DM p-value",
+    "verdict": "Verdict",
     "best_epoch": "Best epoch",
     "epochs": "Epochs",
     "status": "Status",
@@ -58,6 +60,7 @@ TABLE_KEYS: tuple[str, ...] = (
     SKILL_INTERVAL,
     "best_epoch",
     "status",
+    "verdict",
 )
 #: Headers of the HTML and markdown tables: the leaderboard's plus the table-only cells.
 TABLE_HEADERS: dict[str, str] = {**LEADERBOARD_COLUMNS, SKILL_INTERVAL: "Skill 95% interval"}
@@ -65,7 +68,10 @@ TABLE_HEADERS: dict[str, str] = {**LEADERBOARD_COLUMNS, SKILL_INTERVAL: "Skill 9
 
 def leaderboard_rows(evaluation: RunEvaluation) -> list[dict[str, Any]]:
     """One JSON-safe row per model and baseline, best validation loss first, failures last."""
+    share = evaluation.meta.get("out_of_range_share")
     rows = [_row(e, evaluation.champion) for e in evaluation.entries]
+    for r in rows:
+        r["verdict"] = verdict(r, share)
     ok = [r for r in rows if r["val_loss"] is not None]
     rest = [r for r in rows if r["val_loss"] is None]
     return sorted(ok, key=lambda r: r["val_loss"]) + rest

@@ -48,6 +48,10 @@ def render_report_markdown(
             f"skill vs persistence {skill_summary(champion)}",
             "",
         ]
+    share = meta.get("out_of_range_share")
+    if isinstance(share, float):
+        lines += [f"**Diagnosis**: {share:.1%} of the evaluation inputs lie outside the training "
+                  f"inputs' range ({meta.get('scaler')} scaler).", ""]
     gate = meta.get("champion_gate")
     if isinstance(gate, Mapping) and gate.get("sentence"):
         lines += [

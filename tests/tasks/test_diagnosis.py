@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks.report.diagnosis import out_of_range_share, verdict
+from tasks.metrics import out_of_range_share
+from tasks.report.diagnosis import verdict
 
 
 def test_out_of_range_share_counts_values_outside_the_training_range():

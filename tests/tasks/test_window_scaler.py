@@ -156,3 +156,34 @@ def test_a_run_under_the_window_scaler_scores_in_prices(tmp_path):
     assert 0.2 * persistence.mse < model.mse < 5 * persistence.mse
     fc = ev.champion_forecast
     np.testing.assert_allclose(fc.actual, actual[-len(fc.actual):], rtol=1e-14)
+
+
+def test_out_of_range_share_and_verdicts_on_a_real_run(tmp_path):
+    """The share in the run's metadata is the test inputs outside the training inputs' range
+    (computed here from the stored arrays); every leaderboard row carries a verdict."""
+    from storage.layout import DataLayout
+    from storage.runs import RunStore, new_run_id
+    from tasks.evaluation import evaluate_run
+    from tasks.report.leaderboard import leaderboard_rows
+    from tasks.training.loop import train_model
+    from tasks.windows import WindowSpec, open_dataset, write_windows
+
+    layout = DataLayout.at(tmp_path / "data")
+    spec = WindowSpec(past=PAST, future=FUTURE, stride=8)  # minmax: the test drifts out of range
+    summary = write_windows(real_candles(3000), "BTC_USDT", "MINUTE_5", spec, layout.windows)
+    store = RunStore(layout.runs)
+    run_id = new_run_id()
+    train_model(Path(summary["path"]), "cnn2_relu", store.model_dir(run_id, "cnn2_relu"),
+                epochs=1, batch_size=32, seed=0, threads=1)
+    store.write_run(run_id, {"dataset_id": summary["dataset_id"], "dataset_path": summary["path"],
+                             "protocol": "honest", "models": ["cnn2_relu"], "flow_run_id": None})
+    ev = evaluate_run(layout.root, run_id)
+    with open_dataset(summary["path"]) as ds:
+        xt, _ = ds.split_arrays("train")
+        xe, _ = ds.split_arrays("test")
+    lo, hi = xt[:, :, 0].min(), xt[:, :, 0].max()
+    want = np.mean((xe[:, :, 0] < lo) | (xe[:, :, 0] > hi))
+    assert ev.meta["out_of_range_share"] == pytest.approx(want)
+    rows = {r["model"]: r for r in leaderboard_rows(ev)}
+    assert rows["persistence"]["verdict"].startswith("the reference")
+    assert all(r["verdict"] for r in rows.values())
