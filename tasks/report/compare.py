@@ -12,8 +12,9 @@ from prefect.cache_policies import NO_CACHE
 
 from storage.layout import DataLayout
 from storage.reports import ReportStore
+from tasks.figures import figure_png, protocol_skill_figure
 from tasks.report.cells import format_cell
-from tasks.report.html import page_head
+from tasks.report.html import page_head, png_data_uri
 from tasks.report.labels import describe_model
 from tasks.report.leaderboard import leaderboard_json
 from tasks.report.tutorial import TUTORIAL_RESULTS, TutorialResult
@@ -28,7 +29,9 @@ COMPARISON_COLUMNS: dict[str, str] = {
     "seed_test_mse": "Seed 'test' MSE (validation windows)",
     "honest_val_loss": "Honest val loss",
     "honest_test_mse": "Honest test MSE",
+    "seed_skill": "Seed skill vs persistence",
     "honest_skill": "Honest skill vs persistence",
+    "honest_verdict": "Honest verdict",
 }
 #: Comparison column -> the leaderboard column whose format it takes.
 _FORMAT_AS: dict[str, str] = {
@@ -38,6 +41,7 @@ _FORMAT_AS: dict[str, str] = {
     "tutorial_test_mse": "test_mse",
     "seed_test_mse": "test_mse",
     "honest_test_mse": "test_mse",
+    "seed_skill": "skill",
     "honest_skill": "skill",
 }
 COMPARISON_ARTIFACT_KEY = "tutorial-vs-seed-vs-honest"
@@ -71,7 +75,9 @@ def comparison_rows(
                 "seed_test_mse": s.get("test_mse"),
                 "honest_val_loss": h.get("val_loss"),
                 "honest_test_mse": h.get("test_mse"),
+                "seed_skill": s.get("skill"),
                 "honest_skill": h.get("skill"),
+                "honest_verdict": h.get("verdict"),
             }
         )
     return out
@@ -102,6 +108,9 @@ def render_comparison_html(
     intro = _COMPARISON_INTRO.format(
         seed=html.escape(str(seed_run)), honest=html.escape(str(honest_run))
     )
+    chart = figure_png(protocol_skill_figure(rows))
+    body.insert(0, f'<img alt="skill vs persistence, seed against honest" '
+                   f'src="{png_data_uri(chart)}">')
     return (
         "\n".join(
             [

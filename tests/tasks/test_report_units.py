@@ -231,9 +231,10 @@ def test_tutorial_table_in_docs_matches_the_constant():
 
 
 def test_comparison_puts_tutorial_seed_and_honest_side_by_side():
-    seed = [{"model": "cnn2_relu", "val_loss": 1e-4, "test_mse": 9e4}]
+    seed = [{"model": "cnn2_relu", "val_loss": 1e-4, "test_mse": 9e4, "skill": 0.1}]
     honest = [
-        {"model": "cnn2_relu", "val_loss": 3e-4, "test_mse": 2e5, "skill": -0.5},
+        {"model": "cnn2_relu", "val_loss": 3e-4, "test_mse": 2e5, "skill": -0.5,
+         "verdict": "worse than persistence (p=0.01)"},
         {"model": "persistence", "val_loss": 2e-4, "test_mse": 1e5, "skill": 0.0},
     ]
     rows = comparison_rows(seed, honest)
@@ -245,8 +246,14 @@ def test_comparison_puts_tutorial_seed_and_honest_side_by_side():
         9e4,
         2e5,
     )
+    assert (cnn["seed_skill"], cnn["honest_skill"]) == (0.1, -0.5)
+    assert cnn["honest_verdict"] == "worse than persistence (p=0.01)"
     page = render_comparison_html(rows, "seed-run", "honest-run")
     assert "114,308" in page and "200,000" in page and "seed-run" in page
+    assert "worse than persistence (p=0.01)" in page and "Honest verdict" in page
+    png = re.search(r'<img alt="skill vs persistence[^"]*" src="data:image/png;base64,([^"]+)"',
+                    page)
+    assert png and base64.b64decode(png.group(1))[:4] == b"\x89PNG"
 
 
 def _champion(run_id, model="gru_tanh_leaky", protocol="honest"):
