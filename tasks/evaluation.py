@@ -4,6 +4,11 @@ same windows, choose the champion on validation, then (``honest``) score on the 
 Phase 1 sees only the training and validation windows; the champion is fixed there. Phase 2
 reads the evaluation windows once: ``test`` under ``honest``; under ``seed`` the tutorial's
 "test" score, which is measured on the validation windows (its leak, reproduced and labelled).
+
+Everything is scored in price units (under the ``window`` scaler each window is inverted with its
+own last input close); MASE is scaled by persistence's MAE on the training windows; on the
+evaluation windows each entry gets a block-bootstrap skill interval and a Diebold–Mariano test
+against persistence, and the metadata the share of inputs outside the training range.
 """
 
 from __future__ import annotations
