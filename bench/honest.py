@@ -13,6 +13,14 @@ Prints one row per model: skill vs persistence on the evaluation windows of each
 ``--folds`` the per-model mean skill across folds with its 95 % interval and wall time per fold.
 Target (issue 11): every model's honest-window skill >= -0.1.
 
+Measured 2026-12-02 on the 2-core build machine (shared with the test suite; load 1-5):
+223/151/148 train/validation/test windows (honest; gaps dropped), 824/207 (seed). Worst zoo
+model's test skill: seed (validation windows) -474 (cnn4_relu), honest-minmax -2,975
+(lstm_tanh_relu; GRU -1,070), honest-window -0.0067 (cnn3_relu): target met, none collapses,
+none beats persistence either. Wall: 405 s seed, 263 s minmax, 250 s window. ``--folds 5``
+(window): every model's mean skill in [-0.007, -0.001], each 95 % interval straddling 0;
+163-360 s per fold (1,440 s in all).
+
 Run: ``.venv/bin/python bench/honest.py [--variants seed,minmax,window] [--folds 5]
 [--epochs 100] [--models all] [--stride 272] [--json OUT]``
 """
