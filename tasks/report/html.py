@@ -107,6 +107,12 @@ def _summary(meta: Mapping[str, Any], champion: Mapping[str, Any] | None) -> lis
                "<code>--scaler window</code>." if share >= 0.05 and scaler != "window" else ".")
             + " Each row's verdict says whether it beats persistence (Diebold–Mariano test).</p>"
         )
+    folds, fold = int(meta.get("folds") or 1), int(meta.get("fold") or 0)
+    if folds > 1:
+        where = (f' — all folds side by side: <a href="../walk-forward/'
+                 f'{esc(str(meta.get("run_id")))}.html">walk-forward verdict</a>'
+                 if fold == folds - 1 else "")
+        parts.append(f'<p class="sub">Walk-forward fold {fold + 1} of {folds}{where}.</p>')
     gate = meta.get("champion_gate")
     if isinstance(gate, Mapping) and gate.get("sentence"):
         parts.append(

@@ -67,4 +67,9 @@ def test_pipeline_with_two_folds(prefect_api, data_dir, candles, monkeypatch):
     assert judged == {runs[1]}
     assert ChampionRegistry(layout.reports).records() is not None
     html = Path(result["reports"][0]).read_text()
-    assert "only the last fold" in html
+    assert "only the last fold" in html and "Walk-forward fold 1 of 2." in html
+    last = Path(result["reports"][1])
+    link = f'href="../walk-forward/{runs[1]}.html"'
+    assert link in last.read_text()
+    assert (last.parent / ".." / "walk-forward" / f"{runs[1]}.html").resolve() == Path(
+        result["walk_forward"]).resolve()
