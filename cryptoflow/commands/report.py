@@ -17,12 +17,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="instead: the tutorial's table, a seed run and an honest run side by side "
         "(the compare-protocols flow)",
     )
+    parser.add_argument(
+        "--walk-forward", nargs="+", metavar="FOLD_RUN", default=None,
+        help="instead: the walk-forward verdict over these fold runs, oldest fold first "
+        "(each is reported first if it has no report yet)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
-    """Report one run (or compare two); print the path of the HTML written."""
-    from flows.report import compare, report
+    """Report one run (or compare two, or set walk-forward folds side by side); print the path
+    of the HTML written."""
+    from flows.report import compare, report, walk_forward
     from storage.layout import DataLayout
+    from storage.reports import ReportStore
     from storage.runs import RunStore
     from tasks.evaluation import resolve_run
 
@@ -31,6 +38,14 @@ def main(args: argparse.Namespace) -> int:
     if args.compare:
         seed_run, honest_run = (resolve_run(store, run) for run in args.compare)
         print(compare(seed_run, honest_run, data_dir=params["data_dir"]))
+        return 0
+    if args.walk_forward:
+        runs = [resolve_run(store, run) for run in args.walk_forward]
+        reports = ReportStore(DataLayout.at(params["data_dir"]).reports)
+        for run in runs:
+            if reports.read_leaderboard(run) is None:
+                report(run_id=run, data_dir=params["data_dir"])
+        print(walk_forward(runs, data_dir=params["data_dir"]))
         return 0
     # Bad input fails here, in one line, before a flow run is created.
     params["run_id"] = resolve_run(store, params["run_id"])

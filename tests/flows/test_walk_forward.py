@@ -31,7 +31,7 @@ def _histories(data: Path) -> dict[str, float]:
 
 
 @pytest.mark.slow
-def test_pipeline_with_two_folds(prefect_api, data_dir, candles, monkeypatch):
+def test_pipeline_with_two_folds(prefect_api, data_dir, candles, monkeypatch, capsys):
     from cryptoflow.replay import ReplayServer
     from flows.pipeline import pipeline
     from storage.champions import ChampionRegistry
@@ -73,3 +73,13 @@ def test_pipeline_with_two_folds(prefect_api, data_dir, candles, monkeypatch):
     assert link in last.read_text()
     assert (last.parent / ".." / "walk-forward" / f"{runs[1]}.html").resolve() == Path(
         result["walk_forward"]).resolve()
+    # the same page from the CLI, over the fold runs; a run that does not exist: exit 2
+    from cryptoflow.cli import main
+
+    capsys.readouterr()
+    assert main(["report", "--walk-forward", *runs, "--data-dir", str(data_dir)]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == result["walk_forward"]
+    assert main(["report", "--walk-forward", runs[0], "nope-run", "--data-dir",
+                 str(data_dir)]) == 2
+    assert "nope-run" in capsys.readouterr().err
+
