@@ -31,7 +31,7 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
 
 @dataclass(frozen=True)
 class DataLayout:
-    """The four stores under one data directory."""
+    """The stores under one data directory."""
 
     root: Path
 
@@ -54,3 +54,7 @@ class DataLayout:
     @property
     def reports(self) -> Path:
         return self.root / "reports"
+
+    @property
+    def forecasts(self) -> Path:
+        return self.root / "forecasts"
