@@ -30,6 +30,9 @@ class DeploymentSpec:
     parameters: dict[str, Any] = field(default_factory=dict)
     intervals: tuple[timedelta, ...] = ()
     crons: tuple[tuple[str, str | None], ...] = ()
+    #: Per schedule, intervals first then crons: False for one listed ``active: false``
+    #: (registered, switched off until turned on in the UI).
+    active: tuple[bool, ...] = ()
     concurrency_limit: dict[str, Any] | None = None
     triggers: tuple[dict[str, Any], ...] = ()
 
@@ -39,12 +42,15 @@ def load_specs(path: Path = PREFECT_YAML) -> list[DeploymentSpec]:
     doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     specs = []
     for entry in doc.get("deployments") or []:
-        intervals, crons = [], []
+        intervals, crons, active_intervals, active_crons = [], [], [], []
         for sched in entry.get("schedules") or []:
+            active = sched.get("active", True) is not False
             if "interval" in sched:
                 intervals.append(timedelta(seconds=float(sched["interval"])))
+                active_intervals.append(active)
             elif "cron" in sched:
                 crons.append((str(sched["cron"]), sched.get("timezone")))
+                active_crons.append(active)
             else:
                 raise ValueError(f"deployment {entry.get('name')!r}: unsupported schedule {sched}")
         specs.append(
@@ -56,6 +62,7 @@ def load_specs(path: Path = PREFECT_YAML) -> list[DeploymentSpec]:
                 parameters=dict(entry.get("parameters") or {}),
                 intervals=tuple(intervals),
                 crons=tuple(crons),
+                active=tuple(active_intervals + active_crons),
                 concurrency_limit=entry.get("concurrency_limit"),
                 triggers=tuple(entry.get("triggers") or ()),
             )
@@ -74,6 +81,7 @@ def load_flow(entrypoint: str):
 
 def runner_deployments(specs: list[DeploymentSpec] | None = None, *, schedules: bool = True):
     """``RunnerDeployment`` objects for :func:`prefect.serve`, one per spec."""
+    from prefect.client.schemas.actions import DeploymentScheduleCreate
     from prefect.client.schemas.objects import ConcurrencyLimitConfig
     from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
     from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
@@ -85,6 +93,11 @@ def runner_deployments(specs: list[DeploymentSpec] | None = None, *, schedules: 
         if schedules:
             sched_objs += [IntervalSchedule(interval=i) for i in spec.intervals]
             sched_objs += [CronSchedule(cron=c, timezone=tz or "UTC") for c, tz in spec.crons]
+            active = spec.active or (True,) * len(sched_objs)
+            sched_objs = [
+                s if on else DeploymentScheduleCreate(schedule=s, active=False)
+                for s, on in zip(sched_objs, active, strict=True)
+            ]
         limit = None
         if spec.concurrency_limit:
             limit = ConcurrencyLimitConfig(**spec.concurrency_limit)

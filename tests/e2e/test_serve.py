@@ -25,7 +25,9 @@ from tests.support.servers import (
     survivors,
 )
 
-EXPECTED = {"ingest", "pipeline", "report", "regularization-sweep", "prepare", "train"}
+EXPECTED = {
+    "ingest", "pipeline", "report", "regularization-sweep", "prepare", "train", "forecast",
+}
 
 
 def test_prefect_yaml_lists_the_deployments():
@@ -40,6 +42,10 @@ def test_prefect_yaml_lists_the_deployments():
     assert sweep.parameters == {"symbol": "BTC_USDT", "interval": "MINUTE_5"}
     assert specs["train"].parameters == {"symbol": "BTC_USDT", "interval": "MINUTE_5"}
     assert specs["train"].concurrency_limit == {"limit": 1, "collision_strategy": "ENQUEUE"}
+    # Forecast: every 5 minutes once switched on; off by default (a market needs a champion).
+    assert specs["forecast"].intervals == (timedelta(minutes=5),)
+    assert specs["forecast"].active == (False,) and specs["ingest"].active == (True,)
+    assert specs["forecast"].parameters == {"symbol": "BTC_USDT", "interval": "MINUTE_5"}
     for spec in specs.values():
         assert load_flow(spec.entrypoint).name == spec.entrypoint.split(":")[1]
 
@@ -59,6 +65,8 @@ def test_runner_deployments_mirror_prefect_yaml():
         props = dep._parameter_openapi_schema.properties
         assert props and all(p.get("description") for p in props.values()), dep.name
     assert len(pipeline.triggers) == 1 and pipeline.triggers[0].enabled is False
+    assert [s.active for s in deps["forecast"].schedules] == [False]
+    assert [s.active for s in ingest.schedules] == [True]
 
 
 @pytest.mark.parametrize("entrypoint", ["../evil.py:x", "flows/ingest.py", "os.py:system"])
