@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, str] = {
     "sweep": "L1/L2 regularization sweep of one recurrent model (box plots in its report)",
     "report": "Select checkpoints by val_loss, score against baselines, write the report",
     "run": "All stages: ingest, prepare, train, report",
+    "forecast": "Forecast the next candles with the market's champion (and persistence)",
     "serve": "Serve every deployment with its schedule in one process",
     "replay": "A Poloniex-compatible HTTP server over a recorded candle file",
     "settings": "Print the effective settings and where each value came from",

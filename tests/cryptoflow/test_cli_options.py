@@ -22,6 +22,7 @@ FLOW_COMMANDS = {
     "sweep": ("flows.sweep", "sweep", ("progress_bar",)),
     "report": ("flows.report", "report", ()),
     "run": ("flows.pipeline", "pipeline", ()),
+    "forecast": ("flows.forecast", "forecast", ()),
 }
 
 
