@@ -117,7 +117,8 @@ def issue_forecast(
     predicted = scaler.target_to_price(scaled, target, window.anchors)[0]
     rows = forecast_rows(
         window, iv, {str(record["model"]): predicted, PERSISTENCE: persistence(window, horizon)},
-        run_id=str(record["run_id"]), epoch=int(record["epoch"]), dataset_id=dataset_id,
+        run_id=str(record["run_id"]),
+        epoch=None if record.get("epoch") is None else int(record["epoch"]), dataset_id=dataset_id,
         champion=str(record["model"]),
     )
     return ForecastIssue(rows, window, dict(record), Path(dataset_path), checkpoint)
@@ -148,7 +149,7 @@ def forecast_rows(
     predictions: dict[str, np.ndarray],
     *,
     run_id: str,
-    epoch: int,
+    epoch: int | None,
     dataset_id: str,
     champion: str,
 ) -> pd.DataFrame:

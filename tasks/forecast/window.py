@@ -54,7 +54,8 @@ def newest_window(
     """The window of the last ``past`` candles of typed ``candles`` (oldest first).
 
     ``BadInputError`` when there are too few candles or a candle is missing inside the window
-    (a window spanning a gap was never trained on).
+    (honest training drops windows that span a gap; and K steps after a hole would not be the
+    K candles the forecast names), whatever the spec's ``drop_gaps``.
     """
     iv = Interval.parse(interval)
     need = candles_needed(past, features)
