@@ -18,10 +18,9 @@ SYMBOL, INTERVAL = "BTC_USDT", "MINUTE_5"
 MODEL = "cnn2_relu"
 
 
-@pytest.fixture(scope="module")
-def champion(tmp_path_factory):
-    """A data dir whose honest champion was trained on windows cut from ROWS real candles; the
-    candle store holds all but the last K of them (so the newest window is the file's last)."""
+def _make_champion(data_dir: Path, scaler: str = "minmax", features=("close",)) -> dict:
+    """Train a 1-epoch champion on windows cut from ROWS real candles and record it; the candle
+    store holds all but the last K of them (so the newest window is the file's last)."""
     from storage.candles import CandleStore
     from storage.champions import ChampionRegistry
     from storage.layout import DataLayout
@@ -29,10 +28,10 @@ def champion(tmp_path_factory):
     from tasks.training.loop import train_model
     from tasks.windows import WindowSpec, write_windows
 
-    data_dir = tmp_path_factory.mktemp("forecast") / "data"
     layout = DataLayout.at(data_dir)
     candles = real_candles(ROWS)
-    spec = WindowSpec(protocol="honest", past=PAST, future=FUTURE, stride=1)
+    spec = WindowSpec(protocol="honest", past=PAST, future=FUTURE, stride=1, scaler=scaler,
+                      features=features)
     summary = write_windows(candles, SYMBOL, INTERVAL, spec, layout.windows)
     runs = RunStore(layout.runs)
     run_id = new_run_id()
@@ -51,6 +50,12 @@ def champion(tmp_path_factory):
     return {"data_dir": data_dir, "run_id": run_id, "dataset": Path(summary["path"]),
             "checkpoint": Path(checkpoint), "candles": candles,
             "dataset_id": summary["dataset_id"]}
+
+
+@pytest.fixture(scope="module")
+def champion(tmp_path_factory):
+    """A data dir with a MinMax champion of BTC_USDT MINUTE_5 (see ``_make_champion``)."""
+    return _make_champion(tmp_path_factory.mktemp("forecast") / "data")
 
 
 def _forecast_files(data_dir: Path) -> dict[str, bytes]:
@@ -164,3 +169,27 @@ def test_new_candles_issue_a_new_forecast_and_a_missing_checkpoint_is_refused(
         assert "cryptoflow run --symbol BTC_USDT --interval MINUTE_5" in str(err.value)
     finally:
         shutil.move(tmp_path / "away.keras", champion["checkpoint"])
+
+
+@pytest.mark.slow
+def test_a_per_window_champion_is_inverted_with_the_windows_last_close(tmp_path):
+    """Under the ``window`` scaler (residual heads, log returns as a feature) the forecast is the
+    model's output on the window divided by its last close, times that close."""
+    from tasks.forecast import issue_forecast
+    from tasks.selection import load_checkpoint
+    from tasks.windows import open_dataset
+
+    made = _make_champion(tmp_path / "data", scaler="window",
+                          features=("close", "volume_quote", "log_return"))
+    issue = issue_forecast(made["data_dir"], SYMBOL, INTERVAL)
+    with open_dataset(str(made["dataset"])) as ds:
+        x_test, _ = ds.split_arrays("test")
+        anchor = ds.split_anchors("test")[-1]
+        f = ds.target_feature
+        raw = load_checkpoint(made["checkpoint"]).predict(x_test[-1:], verbose=0)
+    np.testing.assert_array_equal(issue.window.x[0], x_test[-1])
+    last_close = made["candles"]["close"].iloc[ROWS - FUTURE - 1]
+    assert issue.window.anchor == anchor == last_close
+    rows = issue.rows.set_index(["model", "step"])["predicted_close"]
+    np.testing.assert_allclose(rows[MODEL].to_numpy(), raw[0, :, f] * anchor, rtol=1e-6)
+    assert (rows["persistence"] == last_close).all()
