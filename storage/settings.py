@@ -7,6 +7,7 @@ prints the effective values and where each came from (:func:`describe`).
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,13 @@ DEFAULT_DATA_DIR = "./data"
 #: The champion gate's defaults: beat persistence and the current champion, by any margin.
 DEFAULT_CHAMPION_GATE = GateRule.BEAT_BOTH
 DEFAULT_CHAMPION_MARGIN = 0.0
+
+
+class MirrorPull(StrEnum):
+    """What a stage pulls from a remote data directory before and while it runs."""
+
+    TOUCHED = "touched"  # only the folders and files the stage reads (its series, window, run)
+    ALL = "all"  # every object of the data directory first (slow with a long history)
 
 
 class PoloniexSettings(BaseSettings):
@@ -81,6 +89,12 @@ class CryptoflowSettings(BaseSettings):
         default_factory=lambda: Path.home() / ".cache" / "cryptoflow",
         description="Local cache that mirrors a remote data directory.",
     )
+    mirror_pull: MirrorPull = Field(
+        MirrorPull.TOUCHED,
+        description="What a stage pulls from a remote data directory: touched (only what it "
+        "reads: its series, window file and run, so a run's cost does not grow with the "
+        "store's history) or all (every object first).",
+    )
     dask_address: str | None = Field(
         None,
         description="Dask scheduler (tcp://host:8786) used with task_runner=dask; "
@@ -108,6 +122,7 @@ class CryptoflowSettings(BaseSettings):
     poloniex: PoloniexSettings = Field(
         default_factory=PoloniexSettings, description="The Poloniex client (CRYPTOFLOW_* too)."
     )
+
 
 
 def settings() -> CryptoflowSettings:
