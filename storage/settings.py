@@ -7,11 +7,13 @@ prints the effective values and where each came from (:func:`describe`).
 from __future__ import annotations
 
 import os
+import re
+import socket
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from storage.champions import GateRule
@@ -95,6 +97,31 @@ class CryptoflowSettings(BaseSettings):
         "reads: its series, window file and run, so a run's cost does not grow with the "
         "store's history) or all (every object first).",
     )
+    host_name: str = Field(
+        default_factory=socket.gethostname,
+        description="This host's name as other hosts see it, e.g. in the message of an ingest "
+        "that finds its series held by another writer (letters, digits, . _ -).",
+    )
+    ingest_writer_limit: bool = Field(
+        True,
+        description="One writer per series across hosts: every ingest takes its series' "
+        "Prefect global concurrency limit (cryptoflow-ingest-<exchange>-<symbol>-<interval>, "
+        "one slot) on the shared Prefect server; off: the local file lock only.",
+    )
+    ingest_writer_wait: float = Field(
+        60.0,
+        ge=0,
+        le=3600,
+        description="Seconds an ingest waits for its series' writer slot held by another "
+        "ingest (any host) before it fails, naming the holder.",
+    )
+    ingest_writer_lease: float = Field(
+        300.0,
+        ge=60,
+        le=86400,
+        description="Seconds of the writer slot's lease (renewed while the ingest runs): how "
+        "long a series stays held after its writer died.",
+    )
     dask_address: str | None = Field(
         None,
         description="Dask scheduler (tcp://host:8786) used with task_runner=dask; "
@@ -123,6 +150,15 @@ class CryptoflowSettings(BaseSettings):
         default_factory=PoloniexSettings, description="The Poloniex client (CRYPTOFLOW_* too)."
     )
 
+    @field_validator("host_name")
+    @classmethod
+    def _plain_host_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", value):
+            raise ValueError(
+                "a host name is 1-128 letters, digits, '.', '_' or '-', starting with a letter "
+                f"or digit (got {value!r})"
+            )
+        return value
 
 
 def settings() -> CryptoflowSettings:
