@@ -443,6 +443,20 @@ def sync_records(folder: str | os.PathLike[str], name: str) -> None:
             return
 
 
+def shared_location(path: str | os.PathLike[str]) -> str:
+    """The name every host gives ``path``: inside an open mirror, the remote URL of it
+    (``s3://bucket/data/runs/…``, the same on every host whatever its cache folder); else the
+    absolute local path (the same on hosts that mount a shared data directory alike)."""
+    target = Path(os.path.abspath(path))
+    with _ACTIVE_GUARD:
+        open_now = list(_ACTIVE)
+    for remote in open_now:
+        rel = _relative_to(target, remote.cache)
+        if rel is not None:
+            return f"{remote.url}/{rel}" if rel else remote.url
+    return str(target)
+
+
 def _relative_to(target: Path, cache: Path) -> str | None:
     """``target`` relative to ``cache`` as POSIX text ("" for the cache itself), else None."""
     for root in (Path(os.path.abspath(cache)), cache.resolve()):

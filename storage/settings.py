@@ -29,6 +29,8 @@ DEFAULT_RETRIES = 4
 DEFAULT_RETRY_DELAYS_S = (1.0, 4.0, 15.0, 60.0)
 DEFAULT_MAX_RETRY_AFTER_S = 60.0
 DEFAULT_DATA_DIR = "./data"
+#: A saved Prefect block named in a setting: ``<block-type-slug>/<block-name>``.
+BLOCK_SLUG = r"[a-z0-9][a-z0-9-]*/[A-Za-z0-9][A-Za-z0-9_-]*"
 #: The champion gate's defaults: beat persistence and the current champion, by any margin.
 DEFAULT_CHAMPION_GATE = GateRule.BEAT_BOTH
 DEFAULT_CHAMPION_MARGIN = 0.0
@@ -122,6 +124,14 @@ class CryptoflowSettings(BaseSettings):
         description="Seconds of the writer slot's lease (renewed while the ingest runs): how "
         "long a series stays held after its writer died.",
     )
+    result_storage: str = Field(
+        "",
+        description="Where Prefect keeps the results and cache records of cached tasks "
+        "(training), so every host with the same data directory and Prefect server gets the "
+        "same Cached hits: empty: <data dir>/.prefect-results (on S3 too); an absolute folder "
+        "or fsspec URL; or a saved storage block as <block-type>/<block-name> "
+        "(e.g. s3-bucket/cryptoflow-results).",
+    )
     dask_address: str | None = Field(
         None,
         description="Dask scheduler (tcp://host:8786) used with task_runner=dask; "
@@ -149,6 +159,17 @@ class CryptoflowSettings(BaseSettings):
     poloniex: PoloniexSettings = Field(
         default_factory=PoloniexSettings, description="The Poloniex client (CRYPTOFLOW_* too)."
     )
+
+    @field_validator("result_storage")
+    @classmethod
+    def _result_storage_form(cls, value: str) -> str:
+        text = value.strip()
+        if not text or text.startswith("/") or "://" in text or re.fullmatch(BLOCK_SLUG, text):
+            return text
+        raise ValueError(
+            "give an absolute folder, an fsspec URL (s3://bucket/results) or a storage block "
+            f"as <block-type>/<block-name> (got {value!r})"
+        )
 
     @field_validator("host_name")
     @classmethod
