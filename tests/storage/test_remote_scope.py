@@ -179,8 +179,8 @@ def test_a_stage_pulls_only_its_prefixes(moto, s3_env, tmp_path, unrelated_runs)
 
 
 def test_run_listing_fetches_records_not_checkpoints(moto, s3_env, tmp_path):
-    """``RunStore.runs()`` under a mirror: one delimited listing of runs/, then each run's
-    run.json (not its checkpoints); a second call in the same session asks nothing."""
+    """``RunStore.runs()`` under a mirror: one delimited listing of runs/, then one GET of each
+    run's run.json (not its checkpoints); a second call in the same session asks nothing."""
     root = "records/data"
     seed_bucket(moto, root, 5)
     cache = tmp_path / "cache"
@@ -189,10 +189,13 @@ def test_run_listing_fetches_records_not_checkpoints(moto, s3_env, tmp_path):
         runs = RunStore(DataLayout.at(local).runs).runs()
         first = moto.requests()
         moto.mark()
-        assert RunStore(DataLayout.at(local).runs).runs() == runs
+        store = RunStore(DataLayout.at(local).runs)
+        assert store.runs() == runs
+        assert all(store.read_run(r) is not None for r in runs)  # records read: no request
         assert moto.requests() == []
     assert RUN in runs and len(runs) == 7  # 5 others, the neighbour, the stage's run
-    assert all(path.endswith("/run.json") for path in gets(first, root))
+    assert sorted(gets(first, root)) == sorted(f"runs/{r}/run.json" for r in runs)
+    assert lists(first) == [f"{root}/runs/"]  # one delimited listing, no listing per run
     assert not [p for p in files_in(cache) if "checkpoints" in p]
 
 
