@@ -49,6 +49,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -283,7 +284,7 @@ class RemoteDataDir:
         """Pull the file ``name`` of every subfolder of ``folder`` missing from the cache
         (``runs``, ``run.json``: every run's record, no checkpoint): one delimited listing of
         ``folder`` (S3: a page per 1,000 subfolders), then the new records fetched
-        concurrently (``fs.cat``, one GET each, a subfolder without one skipped); a record
+        concurrently (one GET each, a subfolder without one skipped); a record
         already in the cache is not checked again, nor the folder in this session."""
         folder = safe_relative(folder)
         with self._guard:
@@ -310,13 +311,11 @@ class RemoteDataDir:
                     wanted.append(rel)
             if not wanted:
                 return SyncReport([], [], skipped)
-            found = self.fs.cat([self.remote_path(rel) for rel in wanted], on_error="omit")
-            if not isinstance(found, dict):  # one path: fsspec returns its bytes
-                found = {self.remote_path(wanted[0]): found}
+            with ThreadPoolExecutor(max_workers=min(16, len(wanted))) as pool:
+                bodies = list(pool.map(self._read_or_none, wanted))
             manifest, done = self._manifest(), []
-            for rel in wanted:
-                body = found.get(self.fs._strip_protocol(self.remote_path(rel)))
-                if not isinstance(body, bytes):
+            for rel, body in zip(wanted, bodies, strict=True):
+                if body is None:
                     continue
                 local = self.local_path(rel)
                 local.parent.mkdir(parents=True, exist_ok=True)
@@ -333,6 +332,15 @@ class RemoteDataDir:
             if done:
                 self._save_manifest(manifest)
             return SyncReport(done, [], skipped)
+
+    def _read_or_none(self, rel: str) -> bytes | None:
+        """The bytes of one remote object (one GET), None when it is not there."""
+        try:
+            # s3fs: max_concurrency=1 skips the HEAD it sends to split a large object.
+            extra = {"max_concurrency": 1} if self.protocol in ("s3", "s3a") else {}
+            return self.fs.cat_file(self.remote_path(rel), **extra)
+        except FileNotFoundError:
+            return None
 
     def push(self, on_chunk: Callable[[str, int], None] | None = None) -> SyncReport:
         """Upload files changed in the cache since the last sync; delete remote files removed."""

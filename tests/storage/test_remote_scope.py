@@ -196,6 +196,7 @@ def test_run_listing_fetches_records_not_checkpoints(moto, s3_env, tmp_path):
     assert RUN in runs and len(runs) == 7  # 5 others, the neighbour, the stage's run
     assert sorted(gets(first, root)) == sorted(f"runs/{r}/run.json" for r in runs)
     assert lists(first) == [f"{root}/runs/"]  # one delimited listing, no listing per run
+    assert len(first) == 1 + len(runs)  # and one GET per record: no HEAD, nothing else
     assert not [p for p in files_in(cache) if "checkpoints" in p]
 
 
