@@ -72,8 +72,16 @@ def moto(tmp_path_factory):
 
 @pytest.fixture
 def s3_env(moto, monkeypatch):
+    """AWS settings for this moto server. fsspec caches one S3FileSystem per set of options,
+    not per endpoint in the environment: cleared before and after, so neither this module nor
+    the next one talks to another module's (stopped) server."""
+    import s3fs
+
     for key, value in {**AWS, "AWS_ENDPOINT_URL": moto.url}.items():
         monkeypatch.setenv(key, value)
+    s3fs.S3FileSystem.clear_instance_cache()
+    yield
+    s3fs.S3FileSystem.clear_instance_cache()
 
 
 def _boto() -> dict[str, str]:
