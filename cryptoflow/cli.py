@@ -103,9 +103,22 @@ def _run_with_data_dir(module, args: argparse.Namespace) -> int:
     if not is_remote(data_dir):  # file://: the local folder itself
         args.data_dir = local_data_dir(str(data_dir))
         return int(module.main(args) or 0)
-    with mirrored(data_dir) as local:
+    with mirrored(data_dir, prefixes=_reads(args)) as local:
         args.data_dir = local
         return int(module.main(args) or 0)
+
+
+def _reads(args: argparse.Namespace) -> list[str]:
+    """What the subcommand reads under a remote data dir, pulled first (the rest on demand)."""
+    from storage.layout import stage_prefixes
+
+    interval = getattr(args, "interval", None)
+    return stage_prefixes(
+        getattr(args, "symbols", None) or getattr(args, "symbol", None),
+        getattr(interval, "value", interval),
+        getattr(args, "dataset", None),
+        getattr(args, "run_id", None),
+    )
 
 
 if __name__ == "__main__":

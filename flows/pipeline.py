@@ -52,6 +52,7 @@ from flows.params import (
     TaskRunner,
     When,
 )
+from storage.layout import stage_prefixes
 from storage.remote import mirrored
 from storage.version import DATA_FORMAT_VERSION
 
@@ -149,8 +150,9 @@ def pipeline(
     fold_specs(protocol, past, future, stride, scaler, folds, fold_mode)  # before any write
     names = [m.value for m in models]
     # A data directory on object storage (s3://...) is worked on through a local mirror:
-    # pulled first, every changed file pushed whole at the end (local paths pass through).
-    with mirrored(data_dir) as data_dir:
+    # its series pulled first, the rest as each stage opens it, every changed file pushed whole
+    # at the end (local paths pass through).
+    with mirrored(data_dir, prefixes=stage_prefixes(symbol, interval.value)) as data_dir:
         ingested = ingest(
             symbols=[symbol], interval=interval, start=start, base_url=base_url, data_dir=data_dir
         )

@@ -19,6 +19,7 @@ from typing import Any
 
 from storage.atomic import atomic_write_text
 from storage.errors import BadInputError, CorruptStoreError
+from storage.remote import sync_scope
 
 REGISTRY_FILE = "champions.json"
 REQUIRED_FIELDS: tuple[str, ...] = (
@@ -65,6 +66,7 @@ class ChampionRegistry:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)  # = DataLayout.reports
         self.path = self.root / REGISTRY_FILE
+        sync_scope(self.path)  # a remote data dir: the registry, pulled once per session
 
     def _read(self) -> dict[str, list[dict[str, Any]]]:
         if not self.path.is_file():

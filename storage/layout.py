@@ -58,3 +58,32 @@ class DataLayout:
     @property
     def forecasts(self) -> Path:
         return self.root / "forecasts"
+
+
+def stage_prefixes(
+    symbols: list[str] | tuple[str, ...] | str | None = None,
+    interval: str | None = None,
+    dataset: str | None = None,
+    run_id: str | None = None,
+) -> list[str]:
+    """What a stage reads, relative to the data directory, for ``storage.remote.mirrored``:
+    each series' candle folder, the window file ``windows/<dataset>.h5`` (a dataset id), the
+    run's folder and its report folder. Unknown or unparsable parts are left out (the stores
+    pull what they open anyway)."""
+    from storage.candles.partitions import DEFAULT_EXCHANGE, series_dir
+    from storage.errors import BadInputError
+    from storage.windows.format import SUFFIX
+
+    out: list[str] = []
+    names = [symbols] if isinstance(symbols, str) else list(symbols or [])
+    for symbol in names if interval else []:
+        try:
+            out.append(series_dir(Path("candles"), DEFAULT_EXCHANGE, str(symbol),
+                                  str(interval)).as_posix())
+        except (BadInputError, ValueError):
+            continue
+    if dataset and all(c in "0123456789abcdef" for c in dataset):
+        out.append(f"windows/{dataset}{SUFFIX}")
+    if run_id and "/" not in run_id and not run_id.startswith("."):
+        out += [f"runs/{run_id}", f"reports/{run_id}"]
+    return out

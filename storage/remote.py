@@ -20,10 +20,21 @@ data. Rules:
 - A manifest ``.remote-manifest.json`` in the cache records, per relative path, the local size
   and mtime and the remote ETag seen at the last sync; a push sends files whose size or mtime
   changed since, and deletes remote objects whose local file was deleted (pruned checkpoints).
+  A file never pulled is not in the manifest, so it is never deleted; to free the cache, remove
+  the whole cache folder (manifest included), never single files in it.
 
-Concurrency: one writer per series at a time (the ingest deployment's concurrency limit of 1);
-object storage has no ``flock``, so two hosts appending to the same series at once would race
-(last upload wins, whole files only).
+What is pulled (setting ``mirror_pull``): ``touched`` (the default) pulls only what a stage
+reads, so a run costs what it touches, not the store's history. ``mirrored(url, prefixes=...)``
+pulls the prefixes a stage names (its series, window file, run) with one S3 listing per prefix,
+and the stores ask for the rest as they open it (:func:`sync_scope`, called by
+``CandleStore.series_dir``, ``WindowStore.path``, ``RunStore``'s readers, ``ReportStore`` and the
+champion registry): each folder or file is listed and fetched at most once per mirror session,
+and a file written in this session is never overwritten by a pull. ``all`` pulls every object
+first (the old behaviour).
+
+Concurrency: one writer per series at a time, across hosts (a Prefect global concurrency limit
+per series, taken by the ingest flow, see ``storage/candles/locking.py``); object storage has no
+``flock``, so two hosts appending to the same series at once would race (last upload wins).
 """
 
 from __future__ import annotations
@@ -35,7 +46,10 @@ import logging
 import os
 import posixpath
 import re
-from collections.abc import Callable, Iterator
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,6 +137,14 @@ class RemoteDataDir:
         self.protocol = _protocol(self.fs)
         self.cache = Path(cache) if cache is not None else default_cache(self.url)
         self.cache.mkdir(parents=True, exist_ok=True)
+        self._guard = threading.RLock()
+        self._started_ns = time.time_ns()
+        #: Prefixes ("" = everything) pulled in this session: never listed again.
+        self._pulled: set[str] = set()
+        #: Files checked against the remote (or written) in this session: never pulled again.
+        self._synced: set[str] = set()
+        #: (folder, name) whose records were pulled in this session (:meth:`pull_files`).
+        self._records: set[tuple[str, str]] = set()
 
     # ------------------------------------------------------------ manifest
 
@@ -166,24 +188,33 @@ class RemoteDataDir:
                 out[rel] = path
         return out
 
-    def remote_files(self) -> dict[str, dict[str, Any]]:
-        """Relative POSIX path -> object info (size, etag) for every shareable remote object."""
-        return self._listing()[0]
+    def remote_files(self, prefix: str = "") -> dict[str, dict[str, Any]]:
+        """Relative POSIX path -> object info (size, etag) for every shareable remote object
+        (under ``prefix``: a folder or one file, relative to the data directory)."""
+        return self._listing(safe_relative(prefix) if prefix else "")[0]
 
-    def _listing(self) -> tuple[dict[str, dict[str, Any]], list[str]]:
-        """(shareable objects by relative path, names refused as unsafe)."""
-        if not self.fs.exists(self.root):
+    def _listing(self, prefix: str = "") -> tuple[dict[str, dict[str, Any]], list[str]]:
+        """(shareable objects by relative path, names refused as unsafe), under ``prefix``: one
+        listing of that key prefix (S3: ``ListObjectsV2`` with ``Prefix=<root>/<prefix>/``,
+        then a ``HeadObject`` when ``prefix`` is one file), never a listing of everything."""
+        target = f"{self.root}/{prefix}" if prefix else self.root
+        if not prefix and not self.fs.exists(self.root):
             return {}, []
-        self.fs.invalidate_cache(self.root)
-        found = self.fs.find(self.root, detail=True)
+        self.fs.invalidate_cache(target)
+        try:
+            found = self.fs.find(target, detail=True)
+        except FileNotFoundError:
+            found = {}
         out: dict[str, dict[str, Any]] = {}
         refused: list[str] = []
-        prefix = self.root + "/"
+        root = self.root + "/"
         for key, info in found.items():
             key = key.rstrip("/")
-            if info.get("type") == "directory" or not key.startswith(prefix):
+            if info.get("type") == "directory" or not key.startswith(root):
                 continue
-            rel = key[len(prefix):]
+            rel = key[len(root):]
+            if prefix and not (rel == prefix or rel.startswith(prefix + "/")):
+                continue
             problem = name_problem(rel) or _outside(self.cache, rel)
             if problem:
                 logger.warning("refusing remote object %r under %s: %s (not downloaded)",
@@ -197,34 +228,126 @@ class RemoteDataDir:
 
     # ------------------------------------------------------------ sync
 
+    def covered(self, rel: str) -> bool:
+        """Whether ``rel`` (or a folder above it) was already pulled in this session, or it is
+        a file already synced in it."""
+        if "" in self._pulled or rel in self._pulled or rel in self._synced:
+            return True
+        parts = rel.split("/")
+        return any("/".join(parts[:i]) in self._pulled for i in range(1, len(parts)))
+
+    def ensure(self, rel: str) -> SyncReport | None:
+        """Pull ``rel`` (a folder or one file) unless this session already did; None then.
+
+        A name that never travels (a part starting with ``.``) or is unsafe pulls nothing."""
+        rel = rel.rstrip("/")
+        if rel and (name_problem(rel) or any(p.startswith(".") for p in rel.split("/"))):
+            return None
+        with self._guard:
+            if self.covered(rel):
+                return None
+            return self.pull(rel)
+
     def pull(self, prefix: str = "") -> SyncReport:
-        """Download remote objects (under ``prefix``) missing or changed in the cache."""
+        """Download remote objects (under ``prefix``: one listing of it) missing or changed in
+        the cache; a file already synced or written in this session is left as it is."""
         prefix = safe_relative(prefix) if prefix else ""
-        manifest = self._manifest()
-        done, skipped = [], 0
-        found, refused = self._listing()
-        for rel, info in sorted(found.items()):
-            if prefix and not (rel == prefix or rel.startswith(prefix.rstrip("/") + "/")):
-                continue
-            local = self.local_path(rel)
-            seen = manifest.get(rel, {})
-            if (local.is_file() and seen.get("etag") == info["etag"]
-                    and seen.get("remote_size") == info["size"]
-                    and _stat(local) == (seen.get("size"), seen.get("mtime_ns"))):
-                skipped += 1
-                continue
-            local.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(local) as tmp:
-                self.fs.get_file(self.remote_path(rel), str(tmp))
-            size, mtime_ns = _stat(local)
-            manifest[rel] = {"size": size, "mtime_ns": mtime_ns, "etag": info["etag"],
-                             "remote_size": info["size"]}
-            done.append(rel)
-        self._save_manifest(manifest)
-        return SyncReport(done, [], skipped, refused)
+        with self._guard:
+            manifest = self._manifest()
+            done, skipped = [], 0
+            found, refused = self._listing(prefix)
+            for rel, info in sorted(found.items()):
+                local = self.local_path(rel)
+                seen = manifest.get(rel, {})
+                if rel in self._synced or (local.is_file() and (
+                        _stat(local)[1] >= self._started_ns
+                        or (seen.get("etag") == info["etag"]
+                            and seen.get("remote_size") == info["size"]
+                            and _stat(local) == (seen.get("size"), seen.get("mtime_ns"))))):
+                    skipped += 1
+                    self._synced.add(rel)
+                    continue
+                local.parent.mkdir(parents=True, exist_ok=True)
+                with atomic_path(local) as tmp:
+                    self.fs.get_file(self.remote_path(rel), str(tmp))
+                size, mtime_ns = _stat(local)
+                manifest[rel] = {"size": size, "mtime_ns": mtime_ns, "etag": info["etag"],
+                                 "remote_size": info["size"]}
+                self._synced.add(rel)
+                done.append(rel)
+            self._pulled.add(prefix)
+            if done:
+                self._save_manifest(manifest)
+            return SyncReport(done, [], skipped, refused)
+
+    def pull_files(self, folder: str, name: str) -> SyncReport:
+        """Pull the file ``name`` of every subfolder of ``folder`` missing from the cache
+        (``runs``, ``run.json``: every run's record, no checkpoint): one delimited listing of
+        ``folder`` (S3: a page per 1,000 subfolders), then the new records fetched
+        concurrently (one GET each, a subfolder without one skipped); a record
+        already in the cache is not checked again, nor the folder in this session."""
+        folder = safe_relative(folder)
+        with self._guard:
+            if self.covered(folder) or (folder, name) in self._records:
+                return SyncReport([], [], 0)
+            self._records.add((folder, name))
+            target = f"{self.root}/{folder}"
+            self.fs.invalidate_cache(target)
+            try:
+                entries = self.fs.ls(target, detail=True)
+            except FileNotFoundError:
+                entries = []
+            wanted, skipped = [], 0
+            for entry in entries:
+                if entry.get("type") != "directory":
+                    continue
+                sub = posixpath.basename(str(entry["name"]).rstrip("/"))
+                rel = f"{folder}/{sub}/{name}"
+                if sub.startswith(".") or name_problem(rel) or self.covered(rel):
+                    continue
+                if (self.cache / rel).is_file():
+                    skipped += 1
+                else:
+                    wanted.append(rel)
+            if not wanted:
+                return SyncReport([], [], skipped)
+            with ThreadPoolExecutor(max_workers=min(16, len(wanted))) as pool:
+                bodies = list(pool.map(self._read_or_none, wanted))
+            manifest, done = self._manifest(), []
+            for rel, body in zip(wanted, bodies, strict=True):
+                if body is None:
+                    continue
+                local = self.local_path(rel)
+                local.parent.mkdir(parents=True, exist_ok=True)
+                with atomic_path(local) as tmp:
+                    Path(tmp).write_bytes(body)
+                size, mtime_ns = _stat(local)
+                # A single-PUT S3 object's ETag is its MD5; elsewhere a mismatch only means
+                # one more download of this small record later.
+                manifest[rel] = {"size": size, "mtime_ns": mtime_ns,
+                                 "etag": hashlib.md5(body).hexdigest(),  # noqa: S324
+                                 "remote_size": len(body)}
+                self._synced.add(rel)
+                done.append(rel)
+            if done:
+                self._save_manifest(manifest)
+            return SyncReport(done, [], skipped)
+
+    def _read_or_none(self, rel: str) -> bytes | None:
+        """The bytes of one remote object (one GET), None when it is not there."""
+        try:
+            # s3fs: max_concurrency=1 skips the HEAD it sends to split a large object.
+            extra = {"max_concurrency": 1} if self.protocol in ("s3", "s3a") else {}
+            return self.fs.cat_file(self.remote_path(rel), **extra)
+        except FileNotFoundError:
+            return None
 
     def push(self, on_chunk: Callable[[str, int], None] | None = None) -> SyncReport:
         """Upload files changed in the cache since the last sync; delete remote files removed."""
+        with self._guard:
+            return self._push(on_chunk)
+
+    def _push(self, on_chunk: Callable[[str, int], None] | None) -> SyncReport:
         manifest = self._manifest()
         local = self.local_files()
         done, deleted, skipped = [], [], 0
@@ -239,6 +362,7 @@ class RemoteDataDir:
             manifest[rel] = {"size": size, "mtime_ns": mtime_ns, "etag": _etag(info),
                              "remote_size": int(info.get("size") or 0)}
             done.append(rel)
+            self._synced.add(rel)
         for rel in sorted(set(manifest) - set(local)):
             if name_problem(rel):  # never recorded by this code; never act on such a key
                 del manifest[rel]
@@ -282,24 +406,100 @@ class RemoteDataDir:
             self.fs.mv(dest, target)
 
 
+#: The mirrors open in this process (their stores call :func:`sync_scope`).
+_ACTIVE: list[RemoteDataDir] = []
+_ACTIVE_GUARD = threading.Lock()
+
+
 @contextlib.contextmanager
 def mirrored(data_dir: str | os.PathLike[str] | None, cache: Path | None = None,
-             storage_options: dict[str, Any] | None = None) -> Iterator[str | None]:
+             storage_options: dict[str, Any] | None = None,
+             prefixes: Iterable[str] = ()) -> Iterator[str | None]:
     """Yield a local data directory for ``data_dir``; for a remote URL, a synced mirror.
 
-    Local paths (and None) pass through untouched. For a URL: pull before, push after the block
-    (also when it raised, so completed files are not lost; a half-written file never exists
-    under its final name locally, so it is never uploaded).
+    Local paths (and None) pass through untouched. For a URL: pull ``prefixes`` (relative
+    folders or files a stage reads: ``candles/exchange=poloniex/symbol=BTC_USDT/interval=MINUTE_5``,
+    ``windows/<id>.h5``, ``runs/<run-id>``; everything with the ``mirror_pull=all`` setting)
+    before the block, what the stores open inside it as they open it (:func:`sync_scope`), and
+    push after the block what changed (also when it raised, so completed files are not lost; a
+    half-written file never exists under its final name locally, so it is never uploaded).
     """
     if data_dir is None or not is_remote(data_dir):
         yield None if data_dir is None else local_data_dir(check_data_dir(os.fspath(data_dir)))
         return
+    from storage.settings import MirrorPull, settings
+
     remote = RemoteDataDir(os.fspath(data_dir), cache, storage_options)
-    remote.pull()
+    if settings().mirror_pull is MirrorPull.ALL:
+        remote.pull()
+    for prefix in prefixes:
+        remote.ensure(safe_relative(prefix))
+    with _ACTIVE_GUARD:
+        _ACTIVE.append(remote)
     try:
         yield str(remote.cache)
     finally:
+        with _ACTIVE_GUARD:
+            _ACTIVE.remove(remote)
         remote.push()
+
+
+def sync_scope(path: str | os.PathLike[str]) -> None:
+    """Before a store reads ``path`` (a folder or file of a mirrored data directory), pull it
+    from the remote once per mirror session; a no-op for a path outside every open mirror."""
+    if not _ACTIVE:
+        return
+    target = Path(os.path.abspath(path))
+    with _ACTIVE_GUARD:
+        open_now = list(_ACTIVE)
+    for remote in open_now:
+        rel = _relative_to(target, remote.cache)
+        if rel is not None:
+            remote.ensure(rel)
+            return
+
+
+def sync_records(folder: str | os.PathLike[str], name: str) -> None:
+    """Before a store lists the subfolders of ``folder`` by their ``name`` file (``runs/*/
+    run.json``), pull the records missing from the cache (:meth:`RemoteDataDir.pull_files`)."""
+    if not _ACTIVE:
+        return
+    target = Path(os.path.abspath(folder))
+    with _ACTIVE_GUARD:
+        open_now = list(_ACTIVE)
+    for remote in open_now:
+        rel = _relative_to(target, remote.cache)
+        if rel is not None:
+            if rel:
+                remote.pull_files(rel, name)
+            else:
+                remote.ensure("")
+            return
+
+
+def shared_location(path: str | os.PathLike[str]) -> str:
+    """The name every host gives ``path``: inside an open mirror, the remote URL of it
+    (``s3://bucket/data/runs/…``, the same on every host whatever its cache folder); else the
+    absolute local path (the same on hosts that mount a shared data directory alike)."""
+    target = Path(os.path.abspath(path))
+    with _ACTIVE_GUARD:
+        open_now = list(_ACTIVE)
+    for remote in open_now:
+        rel = _relative_to(target, remote.cache)
+        if rel is not None:
+            return f"{remote.url}/{rel}" if rel else remote.url
+    return str(target)
+
+
+def _relative_to(target: Path, cache: Path) -> str | None:
+    """``target`` relative to ``cache`` as POSIX text ("" for the cache itself), else None."""
+    for root in (Path(os.path.abspath(cache)), cache.resolve()):
+        try:
+            rel = target.relative_to(root).as_posix()
+        except ValueError:
+            continue
+        return "" if rel == "." else rel
+    return None
 
 
 def name_problem(rel: str) -> str | None:

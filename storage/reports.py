@@ -18,6 +18,7 @@ from typing import Any
 
 from storage.atomic import atomic_write_bytes, atomic_write_text
 from storage.errors import CorruptStoreError
+from storage.remote import sync_scope
 from storage.runs import validate_name
 
 REPORT_HTML = "report.html"
@@ -37,7 +38,9 @@ class ReportStore:
 
     def report_dir(self, run_id: str) -> Path:
         """The report folder of one run."""
-        return self.root / validate_name(run_id)
+        path = self.root / validate_name(run_id)
+        sync_scope(path)
+        return path
 
     def rebuild_hint(self, run_id: str) -> str:
         """The command that rewrites a run's report (the stamp goes first, or it is reused)."""
@@ -88,7 +91,9 @@ class ReportStore:
     def comparison_path(self, seed_run: str, honest_run: str, suffix: str = ".html") -> Path:
         """``comparisons/<seed>__vs__<honest><suffix>``."""
         name = f"{validate_name(seed_run)}__vs__{validate_name(honest_run)}{suffix}"
-        return self.root / COMPARISONS_DIR / name
+        path = self.root / COMPARISONS_DIR / name
+        sync_scope(path)
+        return path
 
     def write_comparison(
         self, seed_run: str, honest_run: str, json_text: str, html_text: str
@@ -99,7 +104,9 @@ class ReportStore:
 
     def walk_forward_path(self, last_run: str, suffix: str = ".html") -> Path:
         """``walk-forward/<run id of the last fold><suffix>``."""
-        return self.root / WALK_FORWARD_DIR / f"{validate_name(last_run)}{suffix}"
+        path = self.root / WALK_FORWARD_DIR / f"{validate_name(last_run)}{suffix}"
+        sync_scope(path)
+        return path
 
     def write_walk_forward(
         self, last_run: str, json_text: str, html_text: str, png: bytes

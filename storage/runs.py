@@ -34,6 +34,7 @@ import pandas as pd
 
 from storage.atomic import atomic_write_text
 from storage.errors import BadInputError, CorruptStoreError
+from storage.remote import sync_records, sync_scope
 
 #: Columns a history must have (the ones selection reads); ``seconds`` is optional on read.
 REQUIRED_HISTORY_COLUMNS: tuple[str, ...] = ("epoch", "loss", "val_loss")
@@ -264,8 +265,16 @@ class RunStore:
         return self.root / validate_name(run_id, "run id")
 
     def model_dir(self, run_id: str, model: str) -> Path:
-        """The folder of one model in one run."""
-        return self.run_dir(run_id) / validate_name(model, "model name")
+        """The folder of one model in one run (pulled first under a remote data dir's mirror)."""
+        path = self.run_dir(run_id) / validate_name(model, "model name")
+        sync_scope(path)
+        return path
+
+    def synced_run_dir(self, run_id: str) -> Path:
+        """The folder of one run, pulled first (once) under a remote data directory's mirror."""
+        path = self.run_dir(run_id)
+        sync_scope(path)
+        return path
 
     def model(self, run_id: str, model: str) -> ModelDir:
         """The :class:`ModelDir` of one model in one run."""
@@ -273,7 +282,9 @@ class RunStore:
 
     def read_run(self, run_id: str) -> dict[str, Any] | None:
         """The run's ``run.json``, or None when absent."""
-        return _read_json(self.run_dir(run_id) / "run.json")
+        path = self.run_dir(run_id) / "run.json"
+        sync_scope(path)
+        return _read_json(path)
 
     def write_run(self, run_id: str, info: Mapping[str, Any]) -> Path:
         """Write ``run.json`` atomically (adds ``created`` when missing)."""
@@ -298,7 +309,7 @@ class RunStore:
 
     def models(self, run_id: str) -> list[str]:
         """Models with a ``spec.json`` in the run, sorted by name."""
-        d = self.run_dir(run_id)
+        d = self.synced_run_dir(run_id)
         if not d.is_dir():
             return []
         return sorted(p.parent.name for p in d.glob("*/spec.json"))
@@ -308,7 +319,7 @@ class RunStore:
         the run's own (``runs/<run-id>/*.csv``, ``sweep*/*.csv``), then the ``sweep*.csv`` of
         other runs made on the same window file (same ``dataset_id`` in ``run.json``), newest
         first. A sweep on another market or window file is never offered."""
-        run_dir = self.run_dir(run_id)
+        run_dir = self.synced_run_dir(run_id)
         own = sorted([*run_dir.glob("*.csv"), *run_dir.glob("sweep*/*.csv")])
         found = [(run_id, p) for p in own]
         dataset_id = (self.read_run(run_id) or {}).get("dataset_id")
@@ -316,14 +327,15 @@ class RunStore:
             return found
         for other in reversed(self.runs()):
             if other != run_id and (self.read_run(other) or {}).get("dataset_id") == dataset_id:
-                found += [(other, p) for p in sorted(self.run_dir(other).glob("sweep*.csv"))]
+                other_dir = self.synced_run_dir(other)
+                found += [(other, p) for p in sorted(other_dir.glob("sweep*.csv"))]
         return found
 
     @contextlib.contextmanager
     def lock(self, run_id: str) -> Iterator[Path]:
         """Hold the run folder's exclusive lock (``flock`` on ``<run>/.lock``, released when the
         holder exits or dies); :class:`RunBusyError` at once when another holds it."""
-        path = self.run_dir(run_id) / LOCK_FILE
+        path = self.synced_run_dir(run_id) / LOCK_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -341,7 +353,7 @@ class RunStore:
     def started(self, run_id: str) -> bool:
         """Whether the run has produced anything to report: a recorded epoch (a history row),
         a ``result.json`` or a sweep table."""
-        d = self.run_dir(run_id)
+        d = self.synced_run_dir(run_id)
         if (d / "sweep.csv").is_file() or any(d.glob("*/result.json")):
             return True
         for history in d.glob("*/history.csv"):
@@ -352,7 +364,10 @@ class RunStore:
         return False
 
     def runs(self) -> list[str]:
-        """Run ids with a ``run.json``, oldest first (by the recorded ``created`` time)."""
+        """Run ids with a ``run.json``, oldest first (by the recorded ``created`` time); under a
+        remote data directory's mirror, the records missing from the cache are pulled first
+        (records only, no checkpoint)."""
+        sync_records(self.root, "run.json")
         if not self.root.is_dir():
             return []
         found = []

@@ -7,10 +7,13 @@ prints the effective values and where each came from (:func:`describe`).
 from __future__ import annotations
 
 import os
+import re
+import socket
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from storage.champions import GateRule
@@ -26,9 +29,18 @@ DEFAULT_RETRIES = 4
 DEFAULT_RETRY_DELAYS_S = (1.0, 4.0, 15.0, 60.0)
 DEFAULT_MAX_RETRY_AFTER_S = 60.0
 DEFAULT_DATA_DIR = "./data"
+#: A saved Prefect block named in a setting: ``<block-type-slug>/<block-name>``.
+BLOCK_SLUG = r"[a-z0-9][a-z0-9-]*/[A-Za-z0-9][A-Za-z0-9_-]*"
 #: The champion gate's defaults: beat persistence and the current champion, by any margin.
 DEFAULT_CHAMPION_GATE = GateRule.BEAT_BOTH
 DEFAULT_CHAMPION_MARGIN = 0.0
+
+
+class MirrorPull(StrEnum):
+    """What a stage pulls from a remote data directory before and while it runs."""
+
+    TOUCHED = "touched"  # only the folders and files the stage reads (its series, window, run)
+    ALL = "all"  # every object of the data directory first (slow with a long history)
 
 
 class PoloniexSettings(BaseSettings):
@@ -81,6 +93,45 @@ class CryptoflowSettings(BaseSettings):
         default_factory=lambda: Path.home() / ".cache" / "cryptoflow",
         description="Local cache that mirrors a remote data directory.",
     )
+    mirror_pull: MirrorPull = Field(
+        MirrorPull.TOUCHED,
+        description="What a stage pulls from a remote data directory: touched (only what it "
+        "reads: its series, window file and run, so a run's cost does not grow with the "
+        "store's history) or all (every object first).",
+    )
+    host_name: str = Field(
+        default_factory=socket.gethostname,
+        description="This host's name as other hosts see it, e.g. in the message of an ingest "
+        "that finds its series held by another writer (letters, digits, . _ -).",
+    )
+    ingest_writer_limit: bool = Field(
+        True,
+        description="One writer per series across hosts: every ingest takes its series' "
+        "Prefect global concurrency limit (cryptoflow-ingest-<exchange>-<symbol>-<interval>, "
+        "one slot) on the shared Prefect server; off: the local file lock only.",
+    )
+    ingest_writer_wait: float = Field(
+        60.0,
+        ge=0,
+        le=3600,
+        description="Seconds an ingest waits for its series' writer slot held by another "
+        "ingest (any host) before it fails, naming the holder.",
+    )
+    ingest_writer_lease: float = Field(
+        300.0,
+        ge=60,
+        le=86400,
+        description="Seconds of the writer slot's lease (renewed while the ingest runs): how "
+        "long a series stays held after its writer died.",
+    )
+    result_storage: str = Field(
+        "",
+        description="Where Prefect keeps the results and cache records of cached tasks "
+        "(training), so every host with the same data directory and Prefect server gets the "
+        "same Cached hits: empty: <data dir>/.prefect-results (on S3 too); an absolute folder "
+        "or fsspec URL; or a saved storage block as <block-type>/<block-name> "
+        "(e.g. s3-bucket/cryptoflow-results).",
+    )
     dask_address: str | None = Field(
         None,
         description="Dask scheduler (tcp://host:8786) used with task_runner=dask; "
@@ -108,6 +159,27 @@ class CryptoflowSettings(BaseSettings):
     poloniex: PoloniexSettings = Field(
         default_factory=PoloniexSettings, description="The Poloniex client (CRYPTOFLOW_* too)."
     )
+
+    @field_validator("result_storage")
+    @classmethod
+    def _result_storage_form(cls, value: str) -> str:
+        text = value.strip()
+        if not text or text.startswith("/") or "://" in text or re.fullmatch(BLOCK_SLUG, text):
+            return text
+        raise ValueError(
+            "give an absolute folder, an fsspec URL (s3://bucket/results) or a storage block "
+            f"as <block-type>/<block-name> (got {value!r})"
+        )
+
+    @field_validator("host_name")
+    @classmethod
+    def _plain_host_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", value):
+            raise ValueError(
+                "a host name is 1-128 letters, digits, '.', '_' or '-', starting with a letter "
+                f"or digit (got {value!r})"
+            )
+        return value
 
 
 def settings() -> CryptoflowSettings:

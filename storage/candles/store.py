@@ -19,6 +19,7 @@ from storage.candles.append import AppendResult
 from storage.candles.known_gaps import KnownGap
 from storage.candles.locking import DEFAULT_LOCK_TIMEOUT_S, series_lock
 from storage.candles.validate import validate_candles
+from storage.remote import sync_scope
 from storage.schema import Interval, validate_symbol
 
 
@@ -39,8 +40,11 @@ class CandleStore:
     # -- paths ---------------------------------------------------------------------------------
 
     def series_dir(self, symbol: str, interval: str | Interval) -> Path:
-        """Folder of one series; validates ``symbol`` and ``interval`` (they become paths)."""
-        return partitions.series_dir(self.root, self.exchange, symbol, interval)
+        """Folder of one series; validates ``symbol`` and ``interval`` (they become paths).
+        Under a remote data directory's mirror, the series is pulled first (once)."""
+        path = partitions.series_dir(self.root, self.exchange, symbol, interval)
+        sync_scope(path)
+        return path
 
     def partition_path(self, symbol: str, interval: str | Interval, year: int, month: int) -> Path:
         """Path of the ``part.parquet`` file of one month."""

@@ -79,10 +79,15 @@ def dataset_id(
 
 
 def window_path(windows_root: str | os.PathLike[str], ds_id: str) -> Path:
-    """``windows_root/<dataset-id>.h5``, refusing ids that are not plain hex."""
+    """``windows_root/<dataset-id>.h5``, refusing ids that are not plain hex (under a remote
+    data directory's mirror, the file is pulled first, once)."""
+    from storage.remote import sync_scope
+
     if not ds_id or any(c not in "0123456789abcdef" for c in ds_id):
         raise BadInputError(f"invalid dataset id {ds_id!r}")
-    return Path(windows_root) / f"{ds_id}{SUFFIX}"
+    path = Path(windows_root) / f"{ds_id}{SUFFIX}"
+    sync_scope(path)
+    return path
 
 
 def rebuild_command(symbol: Any = None, interval: Any = None) -> str:

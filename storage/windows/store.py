@@ -10,6 +10,7 @@ from typing import Any
 
 from storage.atomic import TEMP_SUFFIX, remove_stale_temporaries
 from storage.errors import BadInputError, CorruptStoreError
+from storage.remote import sync_scope
 from storage.runs import validate_name
 from storage.schema import Interval, validate_symbol
 from storage.windows.format import SUFFIX, rebuild_command, window_path
@@ -104,11 +105,13 @@ class WindowStore:
         """
         if dataset:
             candidate = Path(dataset)
+            sync_scope(candidate)
             if candidate.suffix == SUFFIX or "/" in dataset or candidate.is_file():
                 if not candidate.is_file():
                     raise BadInputError(f"window file not found: {candidate}")
                 return candidate.resolve()
             path = self.root / f"{validate_name(dataset, 'dataset id')}{SUFFIX}"
+            sync_scope(path)
             if not path.is_file():
                 raise BadInputError(f"no window file with id {dataset!r} under {self.root}")
             return path.resolve()
@@ -126,6 +129,7 @@ class WindowStore:
         market, which moves every unreadable window file aside).
         """
         found: list[tuple[float, Path]] = []
+        sync_scope(self.root)  # a remote data dir: every window file (no id to narrow it)
         for path in sorted(self.root.glob(f"*{SUFFIX}")) if self.root.is_dir() else []:
             try:
                 attrs = read_attrs(path)

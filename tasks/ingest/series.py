@@ -14,6 +14,7 @@ from storage.candles import CandleStore, KnownGap
 from storage.errors import BadInputError
 from storage.schema import Interval, to_epoch_ms, to_ms
 from tasks.ingest.outcome import SeriesOutcome, gap_ranges, iso
+from tasks.ingest.writer import series_writer
 from tasks.poloniex.client import PoloniexClient
 from tasks.poloniex.errors import FetchInterrupted, RetriesExhaustedError
 from tasks.poloniex.fetch import PageBatch, fetch_pages, valid_prefix
@@ -42,15 +43,18 @@ def ingest_series(
 ) -> SeriesOutcome:
     """Fetch one series to ``end_ms`` (or now) and commit it batch by batch.
 
-    Holds the store's per-series lock throughout. The batches (:func:`plan_ingest`): the range
-    before the stored first candle when ``start_ms`` is earlier, the store's holes asked again
-    (all with ``repair``, else those in the last ``RECHECK_CANDLES``), then the new candles.
+    Holds the series' writer slot on the Prefect server (one writer across hosts,
+    :mod:`tasks.ingest.writer`) and the store's per-series lock throughout. The batches
+    (:func:`plan_ingest`): the range before the stored first candle when ``start_ms`` is
+    earlier, the store's holes asked again (all with ``repair``, else those in the last
+    ``RECHECK_CANDLES``), then the new candles.
     Each batch is fetched by :func:`fetch_pages` and committed with one ``store.append`` before
     the next starts; when a fetch fails for good or is stopped, the pages it did fetch are
     committed first. Holes the server confirmed are recorded as known gaps.
     """
     outcome = SeriesOutcome(symbol, interval.value)
-    with store.lock(symbol, interval):
+    # One writer per series: across hosts (the Prefect server's slot), then on this host.
+    with series_writer(store.exchange, symbol, interval), store.lock(symbol, interval):
         stop = min(server_now_ms, end_ms if end_ms is not None else server_now_ms)
         batches = plan_ingest(
             _stored_span(store, symbol, interval), interval, start_ms, stop, default_start_ms,

@@ -25,10 +25,12 @@ from prefect.cache_policies import NO_CACHE
 from storage.atomic import atomic_write_text
 from storage.errors import BadInputError
 from storage.layout import DataLayout
+from storage.remote import shared_location
 from storage.runs import ModelDir, RunStore, new_run_id, validate_name
 from storage.version import DATA_FORMAT_VERSION
 from storage.windows.store import WindowStore
 from tasks.progress import TerminalProgress
+from tasks.results import result_storage_for
 from tasks.training.loop import TrainOptions
 from tasks.training.slots import Slot, available_cores, detect_gpus, parallel_note, plan_slots
 from tasks.training.sweep import render_csv, tidy_rows
@@ -218,8 +220,12 @@ def run_in_slot(
 
 def training_cache_key(context: Any, parameters: dict[str, Any]) -> str:
     """Cache key of one training: model, window file (its name is the dataset id), run folder,
-    options and code version. Slots and progress bars are plumbing, not inputs."""
-    payload = {k: parameters[k] for k in ("model", "dataset_path", "run_dir", "options")}
+    options and code version. Slots and progress bars are plumbing, not inputs. Paths are
+    named as every host names them (``shared_location``: the S3 URL under a mirror), so a
+    second host's cache folder does not change the key."""
+    payload = {k: parameters[k] for k in ("model", "options")}
+    for k in ("dataset_path", "run_dir"):
+        payload[k] = shared_location(parameters[k])
     payload["code_version"] = DATA_FORMAT_VERSION
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return "train-" + hashlib.sha256(blob).hexdigest()
@@ -250,9 +256,13 @@ def train_model_task(
 
 def training_task_for(run_dir: str | Path) -> Any:
     """``train_model_task``, its cached result used only while the model's ``result.json`` is
-    there (a finished training); otherwise it runs and resumes."""
+    there (a finished training); otherwise it runs and resumes. Results and cache records live
+    beside the data directory (``tasks.results``), so every host sees the same Cached hits."""
     finished = ModelDir(Path(run_dir)).result_path.is_file()
-    return train_model_task.with_options(refresh_cache=not finished)
+    data_root = Path(run_dir).parents[2]  # <data dir>/runs/<run-id>/<model>
+    return train_model_task.with_options(
+        refresh_cache=not finished, result_storage=result_storage_for(data_root)
+    )
 
 
 @task(name="sweep-setting", task_run_name="{setting}", cache_policy=NO_CACHE, retries=1,

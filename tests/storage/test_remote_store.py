@@ -209,7 +209,8 @@ from storage.candles import CandleStore
 from storage.remote import mirrored
 from tasks.windows import open_dataset
 url, cache = {args}
-with mirrored(url, cache=Path(cache)) as data_dir:
+# The candle store pulls its series as it opens it; this reader globs windows/ itself: named.
+with mirrored(url, cache=Path(cache), prefixes=["windows"]) as data_dir:
     layout = DataLayout.at(data_dir)
     frame = CandleStore(layout.candles).load("BTC_USDT", "MINUTE_5")
     files = sorted(p.name for p in layout.windows.glob("*.h5"))
