@@ -444,51 +444,46 @@ def mirrored(data_dir: str | os.PathLike[str] | None, cache: Path | None = None,
         remote.push()
 
 
-def sync_scope(path: str | os.PathLike[str]) -> None:
-    """Before a store reads ``path`` (a folder or file of a mirrored data directory), pull it
-    from the remote once per mirror session; a no-op for a path outside every open mirror."""
-    if not _ACTIVE:
-        return
+def _open_mirror(path: str | os.PathLike[str]) -> tuple[RemoteDataDir, str] | None:
+    """The open mirror whose cache holds ``path``, and ``path`` relative to it; else None."""
     target = Path(os.path.abspath(path))
     with _ACTIVE_GUARD:
         open_now = list(_ACTIVE)
     for remote in open_now:
         rel = _relative_to(target, remote.cache)
         if rel is not None:
-            remote.ensure(rel)
-            return
+            return remote, rel
+    return None
+
+
+def sync_scope(path: str | os.PathLike[str]) -> None:
+    """Before a store reads ``path`` (a folder or file of a mirrored data directory), pull it
+    from the remote once per mirror session; a no-op for a path outside every open mirror."""
+    if _ACTIVE and (found := _open_mirror(path)) is not None:
+        remote, rel = found
+        remote.ensure(rel)
 
 
 def sync_records(folder: str | os.PathLike[str], name: str) -> None:
     """Before a store lists the subfolders of ``folder`` by their ``name`` file (``runs/*/
     run.json``), pull the records missing from the cache (:meth:`RemoteDataDir.pull_files`)."""
-    if not _ACTIVE:
-        return
-    target = Path(os.path.abspath(folder))
-    with _ACTIVE_GUARD:
-        open_now = list(_ACTIVE)
-    for remote in open_now:
-        rel = _relative_to(target, remote.cache)
-        if rel is not None:
-            if rel:
-                remote.pull_files(rel, name)
-            else:
-                remote.ensure("")
-            return
+    if _ACTIVE and (found := _open_mirror(folder)) is not None:
+        remote, rel = found
+        if rel:
+            remote.pull_files(rel, name)
+        else:
+            remote.ensure("")
 
 
 def shared_location(path: str | os.PathLike[str]) -> str:
     """The name every host gives ``path``: inside an open mirror, the remote URL of it
     (``s3://bucket/data/runs/…``, the same on every host whatever its cache folder); else the
     absolute local path (the same on hosts that mount a shared data directory alike)."""
-    target = Path(os.path.abspath(path))
-    with _ACTIVE_GUARD:
-        open_now = list(_ACTIVE)
-    for remote in open_now:
-        rel = _relative_to(target, remote.cache)
-        if rel is not None:
-            return f"{remote.url}/{rel}" if rel else remote.url
-    return str(target)
+    found = _open_mirror(path)
+    if found is None:
+        return os.path.abspath(path)
+    remote, rel = found
+    return f"{remote.url}/{rel}" if rel else remote.url
 
 
 def _relative_to(target: Path, cache: Path) -> str | None:
