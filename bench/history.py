@@ -121,7 +121,7 @@ def main() -> int:
         if args.all:
             cases.append((f"{args.runs} earlier runs, pull all", args.runs, "all"))
         now_ms = int(pd.Timestamp(START).value // 1_000_000 + args.days * 86_400_000)
-        settings = {"symbol": "BTC_USDT", "interval": "MINUTE_5", "past": 32, "future": 4,
+        settings = {"symbols": ["BTC_USDT"], "intervals": ["MINUTE_5"], "past": 32, "future": 4,
                     "models": ["cnn2_relu"], "epochs": 1, "batch_size": 128, "parallel": 1,
                     "patience": None, "seed": 0}
         with ReplayServer(load_recorded(SOURCE), now_ms=now_ms) as replay, \

@@ -41,7 +41,7 @@ MODELS = ["cnn2_relu", "cnn3_leaky", "lstm_tanh_relu", "gru_tanh_leaky"]
 
 
 def settings(args: argparse.Namespace) -> dict:
-    return {"symbol": "BTC_USDT", "interval": "MINUTE_5", "past": args.past,
+    return {"symbols": ["BTC_USDT"], "intervals": ["MINUTE_5"], "past": args.past,
             "future": args.future, "models": MODELS, "epochs": args.epochs,
             "batch_size": args.batch_size, "parallel": 2, "patience": None, "seed": 0}
 
@@ -66,16 +66,17 @@ def direct(url: str, data_dir: Path, s: dict) -> str:
 
     layout = DataLayout.at(data_dir)
     store = CandleStore(layout.candles)
+    symbol, interval = s["symbols"][0], s["intervals"][0]
     start_ms = int(pd.Timestamp(START).value // 1_000_000)
     with PoloniexClient(url, max_requests_per_second=0) as client:
         now = client.server_time_ms()
-        for lo, hi in page_ranges(start_ms, now, s["interval"]):
-            page = client.fetch_candles(s["symbol"], s["interval"], lo, hi)
-            store.append(s["symbol"], s["interval"], page, server_now_ms=now)
+        for lo, hi in page_ranges(start_ms, now, interval):
+            page = client.fetch_candles(symbol, interval, lo, hi)
+            store.append(symbol, interval, page, server_now_ms=now)
     spec = WindowSpec(past=s["past"], future=s["future"])
-    fingerprint = store.fingerprint(s["symbol"], s["interval"])
-    ds_id = window_dataset_id(s["symbol"], s["interval"], spec, fingerprint)
-    summary = cut_windows_task.fn(s["symbol"], s["interval"], spec.to_dict(), ds_id, fingerprint,
+    fingerprint = store.fingerprint(symbol, interval)
+    ds_id = window_dataset_id(symbol, interval, spec, fingerprint)
+    summary = cut_windows_task.fn(symbol, interval, spec.to_dict(), ds_id, fingerprint,
                                   str(layout.root))
     run_id = training_run_id(summary["path"], s["models"], s["epochs"], s["batch_size"],
                              s["seed"], s["patience"])

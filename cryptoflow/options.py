@@ -19,6 +19,9 @@ from typing import Any
 
 from storage.errors import BadInputError
 
+#: The singular flags of a flow's market lists (``--symbol BTC_USDT --symbol ETH_USDT``).
+MARKET_ALIASES = {"symbols": "--symbol", "intervals": "--interval"}
+
 
 @dataclass(frozen=True)
 class FlowOption:

@@ -95,6 +95,11 @@ Symbol = Annotated[
 ]
 Symbols = Annotated[list[Symbol], Field(min_length=1, max_length=64)]
 IntervalName = Annotated[Interval, BeforeValidator(_fold_upper)]
+#: A list of intervals (a market is a symbol at an interval): at most the intervals there are.
+Intervals = Annotated[list[IntervalName], Field(min_length=1, max_length=len(Interval))]
+#: Markets (symbols x intervals) one pipeline or forecast run works on: each trains a zoo, so
+#: a cap keeps a typo in a list from queueing days of training.
+MAX_MARKETS = 32
 ProtocolName = Annotated[Protocol, BeforeValidator(_fold_lower)]
 ScalerName = Annotated[ScalerKind, BeforeValidator(_fold_lower)]
 FeatureName = Annotated[Feature, BeforeValidator(_fold_lower)]
@@ -155,3 +160,24 @@ DataDir = optional(Annotated[str, Field(max_length=4096)])
 BaseUrl = optional(Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$")])
 Dataset = optional(Annotated[str, Field(max_length=4096)])
 DaskAddress = optional(Annotated[str, Field(max_length=512)])
+
+
+def market_list(symbols: list[str], intervals: list[Any]) -> list[tuple[str, str]]:
+    """The markets of a run, ``(symbol, interval name)`` for every symbol at every interval, in
+    the order given, duplicates dropped; ``BadInputError`` naming ``symbols``/``intervals`` when
+    there are more than :data:`MAX_MARKETS` (before anything is fetched or written)."""
+    from storage.errors import BadInputError
+
+    names = [Interval.parse(i).value for i in intervals]
+    out = list(dict.fromkeys((s, i) for s in symbols for i in names))
+    if len(out) > MAX_MARKETS:
+        raise BadInputError(
+            f"symbols x intervals names {len(out)} markets; at most {MAX_MARKETS} per run "
+            "(split them over several runs or deployments)"
+        )
+    return out
+
+
+def market_label(symbol: str, interval: str) -> str:
+    """How a market is named in logs, artifacts and result keys: ``BTC_USDT MINUTE_5``."""
+    return f"{symbol} {interval}"

@@ -39,7 +39,7 @@ from flows.params import (
     FoldModeName,
     Folds,
     Future,
-    IntervalName,
+    Intervals,
     Models,
     Parallel,
     Past,
@@ -48,9 +48,11 @@ from flows.params import (
     ScalerName,
     Seed,
     Stride,
-    Symbol,
+    Symbols,
     TaskRunner,
     When,
+    market_label,
+    market_list,
 )
 from storage.layout import stage_prefixes
 from storage.remote import mirrored
@@ -92,8 +94,8 @@ def fold_specs(
 
 @flow(name="pipeline", log_prints=True, validate_parameters=True)
 def pipeline(
-    symbol: Symbol = DEFAULT_SYMBOL,
-    interval: IntervalName = DEFAULT_INTERVAL,
+    symbols: Symbols = [DEFAULT_SYMBOL],  # noqa: B006 - Prefect shows the default in its form
+    intervals: Intervals = [DEFAULT_INTERVAL],  # noqa: B006
     start: When = None,
     base_url: BaseUrl = None,
     data_dir: DataDir = None,
@@ -113,11 +115,12 @@ def pipeline(
     task_runner: TaskRunner = DEFAULT_TASK_RUNNER,
     dask_address: DaskAddress = None,
 ) -> dict[str, Any]:
-    """Ingest new candles, cut windows, train the zoo, pick checkpoints and publish the report.
+    """Ingest new candles, cut windows, train the zoo, pick checkpoints and publish the report,
+    for every market (each symbol at each interval).
 
     Args:
-        symbol: Poloniex market, BASE_QUOTE (e.g. BTC_USDT).
-        interval: Candle interval (Poloniex names, e.g. MINUTE_5).
+        symbols: Poloniex markets, BASE_QUOTE (e.g. BTC_USDT); ingested in parallel.
+        intervals: Candle intervals (Poloniex names, e.g. MINUTE_5); every symbol at each.
         start: First candle to fetch when the store is empty (default: 30 days before now).
         base_url: Poloniex API base URL (default $CRYPTOFLOW_POLONIEX_URL or the live API);
             point it at `cryptoflow replay` to run offline.
@@ -135,52 +138,88 @@ def pipeline(
         models: Models of the zoo to train.
         epochs: Maximum epochs per model (the tutorial: 100).
         batch_size: Training batch size (the tutorial: 8).
-        parallel: Models trained at once, each in its own process.
+        parallel: Models trained at once, each in its own process (shared by all markets:
+            markets train one after another on the same slots).
         patience: Early stopping after this many epochs without a better val_loss (empty: off).
         seed: Random seed of every model (same seed, same history on CPU).
         task_runner: Where the zoo trains: `process` (one local process per model) or `dask`.
         dask_address: Dask scheduler (tcp://host:8786); empty with `dask`: a local cluster.
     """
     from flows.ingest import ingest
+    from flows.report import markets_summary
+
+    logger = get_run_logger()
+    fold_specs(protocol, past, future, stride, scaler, folds, fold_mode)  # before any write
+    markets = market_list(symbols, intervals)
+    names = [m.value for m in models]
+    settings = {
+        "protocol": protocol.value, "past": past, "future": future, "stride": stride,
+        "scaler": scaler.value, "folds": folds, "fold_mode": fold_mode.value, "models": names,
+        "epochs": epochs, "batch_size": batch_size, "parallel": parallel, "patience": patience,
+        "seed": seed, "task_runner": task_runner, "dask_address": dask_address,
+    }
+    by_interval = {iv: [s for s, i in markets if i == iv] for iv in dict.fromkeys(
+        i for _, i in markets)}
+    prefixes = [p for s, i in markets for p in stage_prefixes(s, i)]
+    # A data directory on object storage (s3://...) is worked on through a local mirror:
+    # its series pulled first, the rest as each stage opens it, every changed file pushed whole
+    # at the end (local paths pass through).
+    with mirrored(data_dir, prefixes=prefixes) as data_dir:
+        ingested = []
+        for iv, syms in by_interval.items():  # one ingest per interval, its symbols in parallel
+            ingested += ingest(symbols=syms, interval=iv, start=start, base_url=base_url,
+                               data_dir=data_dir)
+        results = {}
+        for symbol, iv in markets:  # one after another: the zoo's slots are shared
+            results[market_label(symbol, iv)] = train_market(symbol, iv, data_dir, settings)
+            logger.info("%s: report %s", market_label(symbol, iv),
+                        results[market_label(symbol, iv)]["report"])
+        summary = markets_summary(symbols=symbols, intervals=[i.value for i in intervals],
+                                  data_dir=data_dir)
+    first = results[market_label(*markets[0])]
+    result = {"ingest": ingested, **first}
+    result["summary"] = summary
+    if len(markets) > 1:
+        result["markets"] = results
+    return result
+
+
+def train_market(symbol: str, interval: str, data_dir: str | None, settings: dict[str, Any]
+                 ) -> dict[str, Any]:
+    """Prepare, train and report one market, fold by fold (oldest first: the last fold's
+    winner is the champion candidate); the walk-forward verdict when there are folds."""
     from flows.prepare import prepare
     from flows.report import report, walk_forward
     from flows.train import train
 
     logger = get_run_logger()
-    fold_specs(protocol, past, future, stride, scaler, folds, fold_mode)  # before any write
-    names = [m.value for m in models]
-    # A data directory on object storage (s3://...) is worked on through a local mirror:
-    # its series pulled first, the rest as each stage opens it, every changed file pushed whole
-    # at the end (local paths pass through).
-    with mirrored(data_dir, prefixes=stage_prefixes(symbol, interval.value)) as data_dir:
-        ingested = ingest(
-            symbols=[symbol], interval=interval, start=start, base_url=base_url, data_dir=data_dir
+    s = settings
+    folds = s["folds"]
+    datasets, run_ids, reports = [], [], []
+    for fold in range(folds):
+        dataset = prepare(
+            symbol=symbol, interval=interval, protocol=s["protocol"], past=s["past"],
+            future=s["future"], stride=s["stride"], scaler=s["scaler"], folds=folds, fold=fold,
+            fold_mode=s["fold_mode"], data_dir=data_dir,
         )
-        datasets, run_ids, reports = [], [], []
-        for fold in range(folds):  # oldest first: the last fold's champion is the candidate
-            dataset = prepare(
-                symbol=symbol, interval=interval.value, protocol=protocol.value, past=past,
-                future=future, stride=stride, scaler=scaler.value, folds=folds, fold=fold,
-                fold_mode=fold_mode.value, data_dir=data_dir,
-            )
-            run_id = train(
-                models=names, epochs=epochs, batch_size=batch_size, parallel=parallel,
-                dataset=dataset, data_dir=data_dir, seed=seed, patience=patience,
-                run_id=training_run_id(dataset, names, epochs, batch_size, seed, patience),
-                task_runner=task_runner, dask_address=dask_address,
-            )
-            reports.append(report(run_id=run_id, data_dir=data_dir))
-            datasets.append(dataset)
-            run_ids.append(run_id)
-            if folds > 1:
-                logger.info("fold %d/%d: run %s, report %s", fold + 1, folds, run_id, reports[-1])
-        summary = walk_forward(run_ids=run_ids, data_dir=data_dir) if folds > 1 else None
-        logger.info("report: %s", reports[-1])
-        if summary:
-            logger.info("walk-forward verdict: %s", summary)
-    result = {"ingest": ingested, "dataset": datasets[-1], "run_id": run_ids[-1],
-              "report": reports[-1]}
+        run_id = train(
+            models=s["models"], epochs=s["epochs"], batch_size=s["batch_size"],
+            parallel=s["parallel"], dataset=dataset, data_dir=data_dir, seed=s["seed"],
+            patience=s["patience"],
+            run_id=training_run_id(dataset, s["models"], s["epochs"], s["batch_size"], s["seed"],
+                                   s["patience"]),
+            task_runner=s["task_runner"], dask_address=s["dask_address"],
+        )
+        reports.append(report(run_id=run_id, data_dir=data_dir))
+        datasets.append(dataset)
+        run_ids.append(run_id)
+        if folds > 1:
+            logger.info("%s fold %d/%d: run %s, report %s", market_label(symbol, interval),
+                        fold + 1, folds, run_id, reports[-1])
+    result = {"dataset": datasets[-1], "run_id": run_ids[-1], "report": reports[-1]}
     if folds > 1:
+        verdict = walk_forward(run_ids=run_ids, data_dir=data_dir)
+        logger.info("%s walk-forward verdict: %s", market_label(symbol, interval), verdict)
         result |= {"datasets": datasets, "run_ids": run_ids, "reports": reports,
-                   "walk_forward": summary}
+                   "walk_forward": verdict}
     return result

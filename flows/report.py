@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from flows.params import DataDir, RunId, RunName, RunNames
+from flows.params import (
+    DEFAULT_INTERVAL,
+    DEFAULT_SYMBOL,
+    DataDir,
+    Intervals,
+    RunId,
+    RunName,
+    RunNames,
+    Symbols,
+    market_list,
+)
 from storage.layout import DataLayout
 from storage.runs import validate_name
 from tasks.evaluation import evaluate_run_task
@@ -21,6 +31,7 @@ from tasks.report.compare import (
 from tasks.report.files import write_report_task
 from tasks.report.gate import gate_settings
 from tasks.report.inputs import report_inputs_task, reusable_report_task, run_kind_task
+from tasks.report.markets import markets_summary_task
 from tasks.report.publish import publish_artifacts_task
 from tasks.report.render import render_report_task
 from tasks.report.sweep import load_sweep_task
@@ -109,4 +120,24 @@ def walk_forward(run_ids: RunNames, data_dir: DataDir = None) -> str:
     root = str(DataLayout.at(data_dir).root)
     path = walk_forward_task(root, list(run_ids))
     get_run_logger().info("walk-forward verdict over %d folds -> %s", len(run_ids), path)
+    return path
+
+
+@flow(name="markets-summary", log_prints=False, validate_parameters=True)
+def markets_summary(
+    symbols: Symbols = [DEFAULT_SYMBOL],  # noqa: B006 - Prefect shows the default in its form
+    intervals: Intervals = [DEFAULT_INTERVAL],  # noqa: B006
+    data_dir: DataDir = None,
+) -> str:
+    """Refresh the cross-market index (``reports/markets.html``): each market's champion, its
+    test skill and live skill; returns the page's path.
+
+    Args:
+        symbols: Poloniex markets, BASE_QUOTE (e.g. BTC_USDT).
+        intervals: Candle intervals (Poloniex names); every symbol at each.
+        data_dir: Data directory holding the stores (default $CRYPTOFLOW_DATA_DIR or ./data).
+    """
+    markets = [list(m) for m in market_list(symbols, intervals)]
+    path = markets_summary_task(str(DataLayout.at(data_dir).root), markets)
+    get_run_logger().info("%d market(s) -> %s", len(markets), path)
     return path

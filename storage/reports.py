@@ -6,6 +6,7 @@ reports/<run-id>/leaderboard.json     # list of rows; leaderboard.csv; evaluatio
 reports/<run-id>/inputs.sha256        # fingerprint of the inputs, written last
 reports/comparisons/<seed>__vs__<honest>.html|.json
 reports/walk-forward/<last-fold-run-id>.html|.json|.png   # one page per walk-forward evaluation
+reports/markets.html|.json            # every market's champion and live skill (the index)
 ```
 """
 
@@ -28,6 +29,8 @@ EVALUATION_JSON = "evaluation.json"
 INPUTS_FILE = "inputs.sha256"
 COMPARISONS_DIR = "comparisons"
 WALK_FORWARD_DIR = "walk-forward"
+#: The cross-market index: every market's champion and live skill.
+MARKETS_PAGE = "markets"
 
 
 class ReportStore:
@@ -115,3 +118,31 @@ class ReportStore:
         atomic_write_text(self.walk_forward_path(last_run, ".json"), json_text)
         atomic_write_bytes(self.walk_forward_path(last_run, ".png"), png)
         return atomic_write_text(self.walk_forward_path(last_run), html_text)
+
+    def markets_path(self, suffix: str = ".html") -> Path:
+        """``markets<suffix>``: the cross-market index."""
+        path = self.root / f"{MARKETS_PAGE}{suffix}"
+        sync_scope(path)
+        return path
+
+    def read_markets(self) -> list[dict[str, Any]]:
+        """The rows of the cross-market index (empty when there is none yet)."""
+        path = self.markets_path(".json")
+        if not path.is_file():
+            return []
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))["markets"]
+            if not isinstance(rows, list) or not all(
+                isinstance(r, dict) and {"symbol", "interval"} <= r.keys() for r in rows
+            ):
+                raise ValueError("markets must be a list of rows with symbol and interval")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise CorruptStoreError(path, f"unreadable markets index: {exc}",
+                                    f"rm {path} (the next pipeline or forecast run rewrites it)"
+                                    ) from exc
+        return rows
+
+    def write_markets(self, json_text: str, html_text: str) -> Path:
+        """Write the cross-market index's JSON and HTML (last); returns the HTML's path."""
+        atomic_write_text(self.markets_path(".json"), json_text)
+        return atomic_write_text(self.markets_path(), html_text)

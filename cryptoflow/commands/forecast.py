@@ -6,35 +6,37 @@ import argparse
 import json
 from typing import Any
 
-from cryptoflow.options import add_flow_options, given, validated
+from cryptoflow.options import MARKET_ALIASES, add_flow_options, given, validated
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """The forecast flow's parameters as options, plus ``--json``."""
     from flows.forecast import forecast
 
-    add_flow_options(parser, forecast)
+    add_flow_options(parser, forecast, aliases=MARKET_ALIASES)
     parser.add_argument("--json", action="store_true",
                         help="print the latest forecast as JSON instead of a table")
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run the forecast flow, then print the store's latest issue of the market."""
+    """Run the forecast flow, then print the store's latest issue of each market."""
     from flows.forecast import forecast
     from storage.forecasts import ForecastStore
     from storage.layout import DataLayout
 
     # Bad parameters fail here, in one line, before a flow run starts.
     params = validated(forecast, given(args))
-    summary = forecast(**params)
-    latest = ForecastStore(DataLayout.at(params["data_dir"]).forecasts).latest(
-        summary["symbol"], summary["interval"]
-    )
-    table = latest_table(latest, summary["champion"])
+    result = forecast(**params)
+    store = ForecastStore(DataLayout.at(params["data_dir"]).forecasts)
+    summaries = list((result.get("markets") or {"": result}).values())
+    tables = [latest_table(store.latest(s["symbol"], s["interval"]), s["champion"])
+              for s in summaries]
     if args.json:
-        print(json.dumps({**summary, "forecast": table}, indent=2, default=str))
+        shown = [{**s, "forecast": t} for s, t in zip(summaries, tables, strict=True)]
+        print(json.dumps(shown[0] if len(shown) == 1 else {"markets": shown}, indent=2,
+                         default=str))
     else:
-        print(render(summary, table))
+        print("\n\n".join(render(s, t) for s, t in zip(summaries, tables, strict=True)))
     return 0
 
 

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from cryptoflow.options import add_flow_options, given, validated
+from cryptoflow.options import MARKET_ALIASES, add_flow_options, given, validated
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -14,7 +14,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     from flows.params import TUTORIAL_TRAINING
     from flows.pipeline import pipeline
 
-    add_flow_options(parser, pipeline)
+    add_flow_options(parser, pipeline, aliases=MARKET_ALIASES)
     shown = ", ".join(f"{k}={v}" for k, v in TUTORIAL_TRAINING.items())
     parser.add_argument(
         "--tutorial", action="store_true",
@@ -57,6 +57,10 @@ def main(args: argparse.Namespace) -> int:
     except Exception as exc:  # the flow run is Failed; Prefect's log above has the details
         print(f"cryptoflow run: failed: {exc}", file=sys.stderr)
         return 1
-    print(f"run:    {result['run_id']}")
-    print(f"report: {result['report']}")
+    for label, market in (result.get("markets") or {"": result}).items():
+        head = f"{label}: " if label else ""
+        print(f"{head}run:    {market['run_id']}")
+        print(f"{head}report: {market['report']}")
+    if result.get("summary"):
+        print(f"markets: {result['summary']}")
     return 0

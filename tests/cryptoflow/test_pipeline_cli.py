@@ -65,7 +65,7 @@ def test_pipeline_parameters_have_descriptions_and_defaults():
 
     schema = parameter_schema(pipeline.fn).model_dump()
     props = schema["properties"]
-    expected = {"symbol", "interval", "start", "base_url", "data_dir", "protocol", "past",
+    expected = {"symbols", "intervals", "start", "base_url", "data_dir", "protocol", "past",
                 "future", "models", "epochs", "batch_size", "parallel"}
     assert expected <= set(props)
     assert schema["required"] == []  # Quick run works with defaults alone

@@ -24,8 +24,8 @@ pytestmark = pytest.mark.slow
 POLONIEX_5M = "poloniex-USDT_BTC-5m-2017-07-14--2017-08-09.csv"
 # Small, fast settings: two models, tiny windows, two epochs.
 SMALL = {
-    "symbol": "BTC_USDT",
-    "interval": "MINUTE_5",
+    "symbols": ["BTC_USDT"],
+    "intervals": ["MINUTE_5"],
     "start": "2017-07-20T00:00:00Z",
     "past": 32,
     "future": 4,

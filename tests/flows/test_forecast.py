@@ -71,7 +71,7 @@ def test_forecast_is_the_champion_on_the_window_training_built(champion, prefect
     from tasks.windows import open_dataset
 
     data_dir = champion["data_dir"]
-    summary = forecast(symbol=SYMBOL, interval=INTERVAL, data_dir=str(data_dir))
+    summary = forecast(symbols=[SYMBOL], intervals=[INTERVAL], data_dir=str(data_dir))
     assert summary["added"] == 2 * FUTURE and summary["champion"] == MODEL
     store = ForecastStore(DataLayout.at(data_dir).forecasts)
     rows = store.read(SYMBOL, INTERVAL)
@@ -105,7 +105,7 @@ def test_forecast_is_the_champion_on_the_window_training_built(champion, prefect
 
     # a re-run with no new candle issues nothing twice: the store's bytes are unchanged
     before = _forecast_files(data_dir)
-    again = forecast(symbol=SYMBOL, interval=INTERVAL, data_dir=str(data_dir))
+    again = forecast(symbols=[SYMBOL], intervals=[INTERVAL], data_dir=str(data_dir))
     assert again["added"] == 0 and again["skipped_issues"] == 2
     assert _forecast_files(data_dir) == before
 
