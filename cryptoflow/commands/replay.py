@@ -39,7 +39,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="recorded candles: legacy Poloniex CSV, Bitfinex 1m/5m CSV(.gz) or a Parquet "
         "store folder (repeat to concatenate, e.g. several yearly files)",
     )
-    parser.add_argument("--symbol", default="BTC_USDT", help="market symbol served (BTC_USDT)")
+    parser.add_argument(
+        "--symbol", default="BTC_USDT",
+        help="market symbol served (BTC_USDT); a comma list serves the same candles under "
+        "each symbol (several markets offline)",
+    )
     parser.add_argument(
         "--interval", default=None, help="candle interval of the data (default: inferred)"
     )
@@ -69,30 +73,36 @@ def main(args: argparse.Namespace) -> int:
     from cryptoflow.replay import ReplayServer
     from cryptoflow.replay.clock import parse_now
     from storage.recorded import load_recorded
+    from storage.schema import validate_symbol
 
     now_ms = parse_now(args.now)  # bad input fails before the data is read
-    frames = [load_recorded(p, interval=args.interval, symbol=args.symbol) for p in args.data]
+    symbols = list(dict.fromkeys(
+        validate_symbol(s) for s in args.symbol.split(",") if s.strip()
+    )) or ["BTC_USDT"]
+    frames = [load_recorded(p, interval=args.interval, symbol=symbols[0]) for p in args.data]
     interval = args.interval or frames[0].attrs.get("interval")
     candles = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     candles = candles.sort_values("open_time").drop_duplicates("open_time", keep="first")
     server = ReplayServer(
         candles,
-        symbol=args.symbol,
+        symbol=symbols[0],
         interval=interval,
         now_ms=now_ms,
         faults=args.faults,
         port=args.port,
         retry_after=args.retry_after,
         slow_seconds=args.slow_seconds,
+        markets={s: candles for s in symbols[1:]},
     )
     first, last = candles["open_time"].iloc[[0, -1]] if len(candles) else (None, None)
     print(
-        f"replay: {server.url}  ({args.symbol} {server.interval.value}, {len(candles):,} candles "
+        f"replay: {server.url}  ({','.join(symbols)} {server.interval.value}, "
+        f"{len(candles):,} candles "
         f"{first} .. {last}; clock {pd.Timestamp(server.now_ms, unit='ms', tz='UTC')})",
         flush=True,
     )
     print(
-        f"  cryptoflow ingest --base-url {server.url} --symbol {args.symbol} "
+        f"  cryptoflow ingest --base-url {server.url} --symbol {','.join(symbols)} "
         f"--interval {server.interval.value}",
         flush=True,
     )

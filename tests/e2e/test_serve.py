@@ -42,10 +42,22 @@ def test_prefect_yaml_lists_the_deployments():
     assert sweep.parameters == {"symbol": "BTC_USDT", "interval": "MINUTE_5"}
     assert specs["train"].parameters == {"symbol": "BTC_USDT", "interval": "MINUTE_5"}
     assert specs["train"].concurrency_limit == {"limit": 1, "collision_strategy": "ENQUEUE"}
-    # Forecast: every 5 minutes once switched on; off by default (a market needs a champion).
-    assert specs["forecast"].intervals == (timedelta(minutes=5),)
-    assert specs["forecast"].active == (False,) and specs["ingest"].active == (True,)
-    assert specs["forecast"].parameters == {"symbol": "BTC_USDT", "interval": "MINUTE_5"}
+    # Forecast: after each append of the scheduled ingest deployment, for the market that grew.
+    forecast = specs["forecast"]
+    assert not forecast.intervals and not forecast.crons and specs["ingest"].active == (True,)
+    assert forecast.parameters == {"symbols": ["BTC_USDT"], "intervals": ["MINUTE_5"]}
+    (after_ingest,) = forecast.triggers
+    assert after_ingest["enabled"] and after_ingest["expect"] == ["cryptoflow.candles.appended"]
+    assert {"prefect.resource.role": "deployment", "prefect.resource.name": "ingest"} in (
+        after_ingest["match_related"])
+    assert after_ingest["parameters"]["symbols"] == ["{{ event.payload.symbol }}"]
+    # Pipeline: retrains a degraded market (on), or after the ingest deployment (off); neither
+    # can stack runs: one per market per day / per hour.
+    degraded, appended = specs["pipeline"].triggers
+    assert degraded["enabled"] and degraded["expect"] == ["cryptoflow.forecast.degraded"]
+    assert degraded["within"] == 86400 and degraded["for_each"] == ["prefect.resource.id"]
+    assert not appended["enabled"] and appended["within"] == 3600
+    assert appended["match_related"] == after_ingest["match_related"]
     for spec in specs.values():
         assert load_flow(spec.entrypoint).name == spec.entrypoint.split(":")[1]
 
@@ -64,8 +76,8 @@ def test_runner_deployments_mirror_prefect_yaml():
     for dep in deps.values():
         props = dep._parameter_openapi_schema.properties
         assert props and all(p.get("description") for p in props.values()), dep.name
-    assert len(pipeline.triggers) == 1 and pipeline.triggers[0].enabled is False
-    assert [s.active for s in deps["forecast"].schedules] == [False]
+    assert [t.enabled for t in pipeline.triggers] == [True, False]
+    assert not deps["forecast"].schedules and len(deps["forecast"].triggers) == 1
     assert [s.active for s in ingest.schedules] == [True]
 
 
