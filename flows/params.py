@@ -165,10 +165,18 @@ DaskAddress = optional(Annotated[str, Field(max_length=512)])
 def market_list(symbols: list[str], intervals: list[Any]) -> list[tuple[str, str]]:
     """The markets of a run, ``(symbol, interval name)`` for every symbol at every interval, in
     the order given, duplicates dropped; ``BadInputError`` naming ``symbols``/``intervals`` when
-    there are more than :data:`MAX_MARKETS` (before anything is fetched or written)."""
+    there are more than :data:`MAX_MARKETS` or an interval has no fixed length (before anything
+    is fetched or written)."""
     from storage.errors import BadInputError
 
-    names = [Interval.parse(i).value for i in intervals]
+    names = []
+    for i in intervals:
+        iv = Interval.parse(i)
+        try:
+            iv.ms  # noqa: B018 - raises for MONTH_1, which has no fixed length
+        except ValueError as exc:
+            raise BadInputError(f"intervals: {exc}") from None
+        names.append(iv.value)
     out = list(dict.fromkeys((s, i) for s in symbols for i in names))
     if len(out) > MAX_MARKETS:
         raise BadInputError(

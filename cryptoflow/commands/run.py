@@ -43,12 +43,13 @@ def preflight(base_url: str | None) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Validate, probe the API, run the pipeline; print the run id and the report's path."""
-    from flows.params import TUTORIAL_TRAINING
+    from flows.params import TUTORIAL_TRAINING, market_list
     from flows.pipeline import fold_specs, pipeline
 
     params = validated(pipeline, (TUTORIAL_TRAINING if args.tutorial else {}) | given(args))
     fold_specs(*(params[k] for k in ("protocol", "past", "future", "stride", "scaler", "folds",
                                      "fold_mode")))
+    market_list(params["symbols"], params["intervals"])  # too many markets: before the probe
     preflight(params["base_url"])
     if not os.environ.get("PREFECT_API_URL"):
         print("PREFECT_API_URL is not set: using a temporary local Prefect server", file=sys.stderr)

@@ -32,7 +32,10 @@ def test_unreachable_api_fails_fast_pointing_at_replay(tmp_path):
      (["--symbol", "../x"], "symbol"), (["--models", "cnn9"], "cnn9"),
      (["--folds", "0"], "folds"), (["--folds", "2", "--protocol", "seed"], "folds"),
      (["--scaler", "window", "--protocol", "seed"], "scaler"),
-     (["--fold-mode", "sideways"], "fold")],
+     (["--fold-mode", "sideways"], "fold"),
+     (["--symbol", ",".join(f"C{i}_USDT" for i in range(17)), "--interval", "MINUTE_5,HOUR_1"],
+      "34 markets"),
+     (["--interval", "MINUTE_5,MONTH_1"], "MONTH_1")],
 )
 def test_invalid_parameters_are_refused_naming_them(tmp_path, args, name):
     data = tmp_path / "data"
