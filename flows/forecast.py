@@ -9,7 +9,7 @@ from prefect import flow
 
 from flows.params import DEFAULT_INTERVAL, DEFAULT_SYMBOL, DataDir, IntervalName, Symbol
 from storage.layout import DataLayout
-from tasks.forecast.task import forecast_task, store_forecasts_task
+from tasks.forecast.task import forecast_task, score_forecasts_task, store_forecasts_task
 
 
 @flow(name="forecast", validate_parameters=True)
@@ -19,7 +19,9 @@ def forecast(
     data_dir: DataDir = None,
 ) -> dict[str, Any]:
     """Forecast the next K candles with the market's current champion (and persistence) and
-    store the rows; returns ``{"issued_at", "added", "skipped_issues", "paths", "champion"}``.
+    store the rows, then score the forecasts whose candles have arrived (live scores vs
+    persistence, artifacts, the degraded event once per champion); returns ``{"issued_at",
+    "added", "skipped_issues", "paths", "champion", "live"}`` (``live``: the scoring summary).
 
     Parameters are validated before any work (naming the parameter). Re-running with no new
     candle issues nothing twice: the store keeps the rows of an issue it already has.
@@ -33,6 +35,7 @@ def forecast(
     root = str(DataLayout.at(data_dir).root)
     rows = forecast_task(symbol, interval, root)
     stored = store_forecasts_task(symbol, interval, root, rows)
+    live = score_forecasts_task(symbol, interval, root)
     champion = next((r["model"] for r in rows if r["epoch"] is not None), None)
     return {"symbol": symbol, "interval": interval, "issued_at": rows[0]["issued_at"],
-            "champion": champion, **stored}
+            "champion": champion, **stored, "live": live}

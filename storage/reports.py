@@ -6,6 +6,7 @@ reports/<run-id>/leaderboard.json     # list of rows; leaderboard.csv; evaluatio
 reports/<run-id>/inputs.sha256        # fingerprint of the inputs, written last
 reports/comparisons/<seed>__vs__<honest>.html|.json
 reports/walk-forward/<last-fold-run-id>.html|.json|.png   # one page per walk-forward evaluation
+reports/live/<SYMBOL>-<INTERVAL>.png  # live scores chart of a market, redrawn at each scoring
 ```
 """
 
@@ -20,6 +21,7 @@ from storage.atomic import atomic_write_bytes, atomic_write_text
 from storage.errors import CorruptStoreError
 from storage.remote import sync_scope
 from storage.runs import validate_name
+from storage.schema import Interval, validate_symbol
 
 REPORT_HTML = "report.html"
 LEADERBOARD_JSON = "leaderboard.json"
@@ -28,6 +30,7 @@ EVALUATION_JSON = "evaluation.json"
 INPUTS_FILE = "inputs.sha256"
 COMPARISONS_DIR = "comparisons"
 WALK_FORWARD_DIR = "walk-forward"
+LIVE_DIR = "live"
 
 
 class ReportStore:
@@ -115,3 +118,15 @@ class ReportStore:
         atomic_write_text(self.walk_forward_path(last_run, ".json"), json_text)
         atomic_write_bytes(self.walk_forward_path(last_run, ".png"), png)
         return atomic_write_text(self.walk_forward_path(last_run), html_text)
+
+    def live_chart_path(self, symbol: str, interval: str) -> Path:
+        """``live/<SYMBOL>-<INTERVAL>.png``: the market's live scores chart (validated: the
+        symbol and interval become a file name)."""
+        name = f"{validate_symbol(symbol)}-{Interval.parse(interval).value}.png"
+        path = self.root / LIVE_DIR / name
+        sync_scope(path)
+        return path
+
+    def write_live_chart(self, symbol: str, interval: str, png: bytes) -> Path:
+        """Replace the market's live scores chart atomically."""
+        return atomic_write_bytes(self.live_chart_path(symbol, interval), png)
