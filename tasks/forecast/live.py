@@ -23,7 +23,7 @@ from storage.errors import BadInputError
 from storage.forecasts import ForecastStore
 from storage.layout import DataLayout
 from storage.schema import Interval, empty_candles, from_epoch_ms, validate_symbol
-from storage.scores import ChampionKey, ScoreState, ScoreStore
+from storage.scores import ChampionKey, ScoreState, ScoreStore, empty_scores
 from storage.settings import env_name, settings
 from tasks.forecast.issue import current_champion
 from tasks.forecast.score import (
@@ -166,11 +166,8 @@ def score_market(
                            missing_targets=state.missing_targets + missing,
                            degraded=degraded_sent)
 
-    tail = paired_errors(
-        scores.read_tail(symbol, iv, CHART_WINDOWS * window, run_id=key.run_id), key
-    ) if issues else paired_errors(scored.iloc[:0], key)
-    last_n = metrics_of_pairs(last_issues(tail, window))
-    since_promotion = metrics_of_sums(sums, key, issues)
+    scores.write_state(symbol, iv, new_state)
+    last_n, since_promotion, history = measure(scores, symbol, iv, new_state, window)
     degraded = is_degraded(last_n, window, threshold)
     alert = None
     if degraded and degraded_sent is None:
@@ -181,7 +178,6 @@ def score_market(
             "mse": last_n.mse, "mse_persistence": last_n.mse_persistence,
             "last_scored": None if last_ms is None else from_epoch_ms(last_ms).isoformat(),
         }
-    scores.write_state(symbol, iv, new_state)
     return LiveScores(
         symbol=symbol, interval=iv.value, champion=key,
         scored_issues=int(matured["issued_at"].nunique()), scored_rows=written.added,
@@ -189,7 +185,47 @@ def score_market(
         pending_issues=int(pending["issued_at"].nunique()) - int(matured["issued_at"].nunique()),
         last_scored=None if last_ms is None else from_epoch_ms(last_ms).isoformat(),
         window=window, threshold=threshold, last_n=last_n, since_promotion=since_promotion,
-        degraded=degraded, alert=alert, history=per_issue(tail, window),
+        degraded=degraded, alert=alert, history=history,
+    )
+
+
+def measure(
+    scores: ScoreStore, symbol: str, interval: Interval, state: ScoreState, window: int
+) -> tuple[LiveMetrics, LiveMetrics, pd.DataFrame]:
+    """The state's champion over its last ``window`` issues (from the newest months of the
+    score store) and since promotion (the state's sums), and the chart's history per issue
+    (the last ``CHART_WINDOWS * window`` issues)."""
+    key = state.champion or ChampionKey("", "", None)
+    if not state.issues:
+        tail = paired_errors(empty_scores(), key)
+    else:
+        tail = paired_errors(
+            scores.read_tail(symbol, interval, CHART_WINDOWS * window, run_id=key.run_id), key
+        )
+    return (metrics_of_pairs(last_issues(tail, window)),
+            metrics_of_sums(state.sums, key, state.issues), per_issue(tail, window))
+
+
+def live_view(
+    data_dir: str | Path | None, symbol: str, interval: str | Interval, run_id: str,
+    *, window: int | None = None, threshold: float | None = None,
+) -> LiveScores | None:
+    """The stored live scores of the market when its scored champion is run ``run_id`` and
+    has scored issues, else None; reads only (the report's "live since promotion")."""
+    symbol, iv = validate_symbol(symbol), Interval.parse(interval)
+    window, threshold = live_settings(window, threshold)
+    scores = ScoreStore(DataLayout.at(data_dir).scores)
+    state = scores.read_state(symbol, iv)
+    if state.champion is None or state.champion.run_id != run_id or not state.issues:
+        return None
+    last_n, since_promotion, history = measure(scores, symbol, iv, state, window)
+    last = None if state.last_scored_ms is None else from_epoch_ms(state.last_scored_ms)
+    return LiveScores(
+        symbol=symbol, interval=iv.value, champion=state.champion, scored_issues=0,
+        scored_rows=0, missing_targets=state.missing_targets, pending_issues=0,
+        last_scored=None if last is None else last.isoformat(), window=window,
+        threshold=threshold, last_n=last_n, since_promotion=since_promotion,
+        degraded=is_degraded(last_n, window, threshold), alert=None, history=history,
     )
 
 
