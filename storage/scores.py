@@ -4,14 +4,16 @@ running sums since promotion, whether the degraded event went out), both written
 
 Layout (``root`` is ``DataLayout.scores``)::
 
-    root/exchange=poloniex/symbol=BTC_USDT/interval=MINUTE_5/year=2026/month=12/part.parquet
+    root/exchange=poloniex/symbol=BTC_USDT/interval=MINUTE_5/year=2026/month=12/day=02/part.parquet
     root/exchange=poloniex/symbol=BTC_USDT/interval=MINUTE_5/state.json
 
 One row per scored (``model``, ``issued_at``, ``step``): the forecast's ``target_time`` and
 ``predicted_close``, the stored candle's ``actual_close``, ``error = predicted - actual`` (price
 units), and the issuing champion's ``run_id`` (on persistence's rows too) and ``epoch`` (null for
-persistence). Months are keyed by ``issued_at`` like the forecast store. Writing is idempotent:
-a (model, issued_at, step) already stored is never written again.
+persistence). Files are per *day* of ``issued_at`` (Hive ``year=/month=/day=``): scoring rewrites
+only the newest day's file and the last-N read opens only the newest days, so a scoring's cost
+does not grow with the month (a month of 5-minute issues is ~280 k rows at K=16). Writing is
+idempotent: a (model, issued_at, step) already stored is never written again.
 
 Everything here is derived from the forecast and candle stores: a lost or corrupt file is
 rebuilt by removing the market's folder and scoring again (:data:`REBUILD`).
@@ -19,9 +21,11 @@ rebuilt by removing the market's folder and scoring again (:data:`REBUILD`).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +69,9 @@ ARROW_SCHEMA: pa.Schema = pa.schema(
 )
 COMPRESSION = "zstd"
 STATE_FILE = "state.json"
+DAY_MS = 86_400_000
+_DAY_RE = re.compile(r"^day=(\d{2})$")
+Day = tuple[int, int, int]  # (year, month, day)
 STATE_VERSION = 1
 #: Scores are derived data: drop the market's folder and score again from forecasts + candles
 #: (the forecast flow scores after it stores; an issue it already has is not issued twice).
@@ -224,8 +231,8 @@ class ScoreStore:
                               interval=iv.value)
 
     def partitions(self, symbol: str, interval: str | Interval) -> list[Path]:
-        """Committed month files of a market, oldest month first."""
-        return list(partitions.committed_months(self.series_dir(symbol, interval)).values())
+        """Committed day files of a market, oldest day first."""
+        return list(committed_days(self.series_dir(symbol, interval)).values())
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -256,19 +263,19 @@ class ScoreStore:
     # -- rows ----------------------------------------------------------------------------------
 
     def write(self, symbol: str, interval: str | Interval, rows: pd.DataFrame) -> ScoreWrite:
-        """Store the rows of ``rows`` (n, 9) not stored yet; rewrite only their months."""
+        """Store the rows of ``rows`` (n, 9) not stored yet; rewrite only their days' files."""
         series = self.series_dir(symbol, interval)  # validates before anything is written
         iv = Interval.parse(interval)
         df = _check_rows(cast_scores(rows))
         if df.empty:
             return ScoreWrite(0, 0, ())
-        months = partitions.month_keys(df["issued_at"].astype("int64").to_numpy())
+        days = df["issued_at"].astype("int64").to_numpy() // DAY_MS
         added, skipped, paths = 0, 0, []
         label = f"live scores of {validate_symbol(symbol)} {iv.value}"
         with series_lock(series / partitions.LOCK_NAME, label, self.lock_timeout):
-            for key in np.unique(months):
-                path = partitions.month_path(series, partitions.month_of_key(int(key)))
-                new = df[months == key]
+            for key in np.unique(days):
+                path = day_path(series, int(key))
+                new = df[days == key]
                 old = self._read_file(path, symbol, iv) if path.is_file() else empty_scores()
                 # only stored rows at or after the first new issue can clash (scoring moves
                 # forward in issue time): the key set stays O(new), not O(month)
@@ -302,8 +309,8 @@ class ScoreStore:
         self, symbol: str, interval: str | Interval, issues: int, run_id: str | None = None
     ) -> pd.DataFrame:
         """The rows of the newest ``issues`` issue times (of champion run ``run_id`` when
-        given: its own rows and persistence's), reading months newest first only until that
-        many are found: O(issues), whatever the history."""
+        given: its own rows and persistence's), reading day files newest first only until
+        that many are found: O(issues), whatever the history."""
         if issues < 1:
             raise BadInputError(f"issues: at least 1 (got {issues})")
         iv = Interval.parse(interval)
@@ -332,6 +339,38 @@ class ScoreStore:
         df = table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
         df["step"] = df["step"].astype("int64")
         return cast_scores(df)
+
+
+def day_path(series: Path, day: int) -> Path:
+    """The file of day ``day`` (days since 1970-01-01, UTC) of a market's folder."""
+    d = dt.date(1970, 1, 1) + dt.timedelta(days=int(day))
+    return series / f"year={d.year:04d}" / f"month={d.month:02d}" / f"day={d.day:02d}" / (
+        partitions.PART_NAME)
+
+
+def committed_days(series: Path) -> dict[Day, Path]:
+    """Committed day files of a market, ascending (temporary files are ignored)."""
+    found: dict[Day, Path] = {}
+    for (year, month), part in _month_dirs(series).items():
+        for ddir in part.iterdir():
+            m = _DAY_RE.fullmatch(ddir.name)
+            if m and (ddir / partitions.PART_NAME).is_file():
+                found[(year, month, int(m.group(1)))] = ddir / partitions.PART_NAME
+    return dict(sorted(found.items()))
+
+
+def _month_dirs(series: Path) -> dict[tuple[int, int], Path]:
+    out: dict[tuple[int, int], Path] = {}
+    if not series.is_dir():
+        return out
+    for ydir in series.iterdir():
+        if not (ydir.is_dir() and re.fullmatch(r"year=\d{4}", ydir.name)):
+            continue
+        for mdir in ydir.iterdir():
+            mm = re.fullmatch(r"month=(\d{2})", mdir.name)
+            if mm and mdir.is_dir():
+                out[(int(ydir.name[5:]), int(mm.group(1)))] = mdir
+    return out
 
 
 def _sorted(frames: list[pd.DataFrame]) -> pd.DataFrame:

@@ -32,13 +32,13 @@ def _store(data_dir) -> ScoreStore:
     return ScoreStore(DataLayout.at(data_dir).scores)
 
 
-def test_rows_land_in_their_issue_month_and_a_rewrite_adds_nothing(data_dir):
+def test_rows_land_in_their_issue_day_and_a_rewrite_adds_nothing(data_dir):
     store = _store(data_dir)
     rows = _scores("2026-11-30T23:50Z", 4)
     assert store.write("BTC_USDT", "MINUTE_5", rows).added == 16
     series = data_dir / "scores" / "exchange=poloniex" / "symbol=BTC_USDT" / "interval=MINUTE_5"
     assert sorted(p.relative_to(series).as_posix() for p in series.rglob("*.parquet")) == [
-        "year=2026/month=11/part.parquet", "year=2026/month=12/part.parquet"]
+        "year=2026/month=11/day=30/part.parquet", "year=2026/month=12/day=01/part.parquet"]
     before = {p: p.read_bytes() for p in series.rglob("*.parquet")}
     again = store.write("BTC_USDT", "MINUTE_5", rows)
     assert again.added == 0 and again.skipped == 16 and again.paths == ()
@@ -49,11 +49,11 @@ def test_rows_land_in_their_issue_month_and_a_rewrite_adds_nothing(data_dir):
     assert back.loc[back.model == "persistence", "epoch"].isna().all()
 
 
-def test_tail_reads_the_newest_issues_of_a_run_from_the_newest_months_only(data_dir):
+def test_tail_reads_the_newest_issues_of_a_run_from_the_newest_days_only(data_dir):
     store = _store(data_dir)
     store.write("BTC_USDT", "MINUTE_5", _scores("2026-10-31T23:00Z", 5, run_id="run-old"))
     store.write("BTC_USDT", "MINUTE_5", _scores("2026-11-30T23:40Z", 10))
-    # the October file is never opened for a tail November and December can serve
+    # the October day is never opened for a tail November and December can serve
     (october,) = [p for p in store.partitions("BTC_USDT", "MINUTE_5") if "month=10" in str(p)]
     october.write_bytes(b"garbage")
     tail = store.read_tail("BTC_USDT", "MINUTE_5", 6, run_id="run-a")
