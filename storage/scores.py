@@ -234,6 +234,15 @@ class ScoreStore:
         """Committed day files of a market, oldest day first."""
         return list(committed_days(self.series_dir(symbol, interval)).values())
 
+    def lock(self, symbol: str, interval: str | Interval) -> Any:
+        """The market's exclusive write lock (re-entrant in a thread): hold it from reading
+        the state to writing it, so two scorings of one market cannot interleave."""
+        iv = Interval.parse(interval)
+        series = self.series_dir(symbol, iv)
+        return series_lock(series / partitions.LOCK_NAME,
+                           f"live scores of {validate_symbol(symbol)} {iv.value}",
+                           self.lock_timeout)
+
     # -- state ---------------------------------------------------------------------------------
 
     def state_path(self, symbol: str, interval: str | Interval) -> Path:

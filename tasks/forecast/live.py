@@ -136,37 +136,37 @@ def score_market(
     scores = ScoreStore(layout.scores)
     scores.series_dir(symbol, iv)  # validates the market's path
     key = ChampionKey.of(current_champion(layout, symbol, iv))
-    state = scores.read_state(symbol, iv)
+    with scores.lock(symbol, iv):  # one scoring of a market at a time
+        state = scores.read_state(symbol, iv)
+        since = None if state.last_scored_ms is None else state.last_scored_ms + 1
+        pending = ForecastStore(layout.forecasts).read(symbol, iv, since=since)
+        candles = CandleStore(layout.candles)
+        newest = candles.last_open_time(symbol, iv)
+        matured = matured_issues(pending, None if newest is None else int(newest.value // 10**6))
+        targets = matured["target_time"]
+        arrived = empty_candles() if matured.empty else candles.load(
+            symbol, iv, start=targets.min(), end=targets.max())
+        scored, missing = score_rows(matured, arrived)
+        written = scores.write(symbol, iv, scored)
+        last_ms = state.last_scored_ms
+        if not matured.empty:
+            last_ms = int(matured["issued_at"].astype("int64").max())
 
-    since = None if state.last_scored_ms is None else state.last_scored_ms + 1
-    pending = ForecastStore(layout.forecasts).read(symbol, iv, since=since)
-    candles = CandleStore(layout.candles)
-    newest = candles.last_open_time(symbol, iv)
-    matured = matured_issues(pending, None if newest is None else int(newest.value // 10**6))
-    targets = matured["target_time"]
-    arrived = empty_candles() if matured.empty else candles.load(
-        symbol, iv, start=targets.min(), end=targets.max())
-    scored, missing = score_rows(matured, arrived)
-    written = scores.write(symbol, iv, scored)
-    last_ms = state.last_scored_ms
-    if not matured.empty:
-        last_ms = int(matured["issued_at"].astype("int64").max())
+        if state.champion != key:  # promoted since the last scoring: count only its own issues
+            pairs = paired_errors(scores.read(symbol, iv), key)  # once per promotion
+            sums = add_to_sums({}, pairs, key)
+            issues = int(pairs["issued_at"].nunique())
+            degraded_sent = None
+        else:
+            pairs = paired_errors(scored, key)
+            sums = add_to_sums(state.sums, pairs, key)
+            issues = state.issues + int(pairs["issued_at"].nunique())
+            degraded_sent = state.degraded
+        new_state = ScoreState(last_scored_ms=last_ms, champion=key, issues=issues, sums=sums,
+                               missing_targets=state.missing_targets + missing,
+                               degraded=degraded_sent)
 
-    if state.champion != key:  # promoted since the last scoring: count only its own issues
-        pairs = paired_errors(scores.read(symbol, iv), key)  # once per promotion
-        sums = add_to_sums({}, pairs, key)
-        issues = int(pairs["issued_at"].nunique())
-        degraded_sent = None
-    else:
-        pairs = paired_errors(scored, key)
-        sums = add_to_sums(state.sums, pairs, key)
-        issues = state.issues + int(pairs["issued_at"].nunique())
-        degraded_sent = state.degraded
-    new_state = ScoreState(last_scored_ms=last_ms, champion=key, issues=issues, sums=sums,
-                           missing_targets=state.missing_targets + missing,
-                           degraded=degraded_sent)
-
-    scores.write_state(symbol, iv, new_state)
+        scores.write_state(symbol, iv, new_state)
     last_n, since_promotion, history = measure(scores, symbol, iv, new_state, window)
     degraded = is_degraded(last_n, window, threshold)
     alert = None
@@ -235,14 +235,15 @@ def record_alert(
     """Remember in the market's state that the degraded event of ``alert``'s champion went out
     (after it was emitted: a crash in between sends it again, never not at all)."""
     scores = ScoreStore(DataLayout.at(data_dir).scores)
-    state = scores.read_state(symbol, interval)
-    if state.champion is None or (state.champion.run_id, state.champion.model) != (
-        alert["run_id"], alert["model"]
-    ):
-        raise BadInputError("the alert is not about the market's scored champion")
-    sent = {**alert, "emitted_at": pd.Timestamp.now(tz="UTC").isoformat()}
-    new = replace(state, degraded=sent)
-    scores.write_state(symbol, interval, new)
+    with scores.lock(symbol, interval):
+        state = scores.read_state(symbol, interval)
+        if state.champion is None or (state.champion.run_id, state.champion.model) != (
+            alert["run_id"], alert["model"]
+        ):
+            raise BadInputError("the alert is not about the market's scored champion")
+        sent = {**alert, "emitted_at": pd.Timestamp.now(tz="UTC").isoformat()}
+        new = replace(state, degraded=sent)
+        scores.write_state(symbol, interval, new)
     return new
 
 
