@@ -14,8 +14,8 @@ Run: ``.venv/bin/python bench/forecast_latency.py [--reps 3] [--data DIR]``.
 Measured (this CPU: 2 cores shared with other sessions, median of 3, 2026-12-02; two runs,
 the second's figures):
     plain model.predict (model loaded) 0.078 s; load_checkpoint + predict 0.158 s
-     1 market:  append + issue + store 0.235 s per market (3.0x plain predict); score + chart 0.278 s
-    10 markets: append + issue + store 0.204 s per market (2.6x plain predict); score + chart 0.236 s
+     1 market:  append + issue + store 0.235 s per market (3.0x predict); score + chart 0.278 s
+    10 markets: append + issue + store 0.204 s per market (2.6x predict); score + chart 0.236 s
 (first run: 0.254 / 0.240 s per market). Well under the 2 s target; most of it is the
 checkpoint load (no model cache across issues) and Keras' predict call overhead.
 """

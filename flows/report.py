@@ -61,7 +61,7 @@ def report(run_id: RunId = None, data_dir: DataDir = None) -> str:
     evaluation = evaluate_run_task(root, run_id)
     gate = record_champion_task(root, evaluation, flow_run_id, rule, margin)
     sweep = load_sweep_task(root, evaluation.run_id)
-    live = live_section_task(root, evaluation)  # its live scores, when it is the champion
+    live = live_section_task(root, evaluation.run_id)  # when it is the scored champion
     rendered = render_report_task(evaluation, sweep, flow_run_id, gate, live)
     paths = write_report_task(root, rendered, fingerprint)
     publish_artifacts_task(rendered, paths["report_html"])

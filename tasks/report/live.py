@@ -33,11 +33,10 @@ def _market(symbol: Any, interval: Any) -> tuple[str, str] | None:
         return None
 
 
-def live_token(data_dir: str, run_id: str) -> str | None:
-    """``live/<last scored ms>/<issues>`` of the run's market when the run is its current
-    honest champion and has live scores, else None (nothing to add to the fingerprint)."""
-    layout = DataLayout.at(data_dir)
-    registry = ChampionRegistry(layout.reports)
+def champion_market(data_dir: str, run_id: str) -> tuple[str, str] | None:
+    """The market (symbol, interval) of which run ``run_id`` is the current honest champion,
+    or None (not a champion, demoted, or a record without a valid market)."""
+    registry = ChampionRegistry(DataLayout.at(data_dir).reports)
     record = next((r for r in reversed(registry.records()) if r.get("run_id") == run_id), None)
     if record is None or record.get("protocol") != LIVE_PROTOCOL:
         return None
@@ -45,18 +44,26 @@ def live_token(data_dir: str, run_id: str) -> str | None:
     if market is None:
         return None
     current = registry.current(LIVE_PROTOCOL, *market)
-    if current is None or current.get("run_id") != run_id:
+    return market if current is not None and current.get("run_id") == run_id else None
+
+
+def live_token(data_dir: str, run_id: str) -> str | None:
+    """``live/<last scored ms>/<issues>`` of the run's market when the run is its current
+    honest champion and has live scores, else None (nothing to add to the fingerprint)."""
+    market = champion_market(data_dir, run_id)
+    if market is None:
         return None
-    state = ScoreStore(layout.scores).read_state(*market)
+    state = ScoreStore(DataLayout.at(data_dir).scores).read_state(*market)
     if state.champion is None or state.champion.run_id != run_id or not state.issues:
         return None
     return f"live/{state.last_scored_ms}/{state.issues}"
 
 
-def live_section(data_dir: str, run_id: str, symbol: Any, interval: Any) -> dict[str, Any] | None:
+def live_section(data_dir: str, run_id: str) -> dict[str, Any] | None:
     """The section's content: ``{"summary", "rows", "png"}`` (the JSON-able live summary,
-    its table rows, the chart's PNG bytes), or None when the run has no live scores."""
-    market = _market(symbol, interval)
+    its table rows, the chart's PNG bytes) when the run is its market's current champion and
+    has live scores (the same rule as :func:`live_token`), else None."""
+    market = champion_market(data_dir, run_id)
     if market is None:
         return None
     view = live_view(data_dir, *market, run_id)
@@ -69,9 +76,6 @@ def live_section(data_dir: str, run_id: str, symbol: Any, interval: Any) -> dict
 
 
 @task(name="live-section", cache_policy=NO_CACHE)
-def live_section_task(data_dir: str, evaluation: Any) -> dict[str, Any] | None:
+def live_section_task(data_dir: str, run_id: str) -> dict[str, Any] | None:
     """The "live since promotion" section of the run's report, or None."""
-    if getattr(evaluation, "protocol", None) != LIVE_PROTOCOL:
-        return None
-    meta = evaluation.meta
-    return live_section(data_dir, evaluation.run_id, meta.get("symbol"), meta.get("interval"))
+    return live_section(data_dir, run_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -124,7 +125,9 @@ def test_degraded_event_once_per_champion_and_live_artifacts(
 
 
 @pytest.mark.slow
-def test_forecast_flow_scores_its_forecasts_once_their_candles_arrive(prefect_api, tmp_path):
+def test_forecast_flow_scores_its_forecasts_once_their_candles_arrive(
+    prefect_api, tmp_path, monkeypatch
+):
     from flows.forecast import forecast
     from storage.candles import CandleStore
     from storage.forecasts import ForecastStore
@@ -156,3 +159,17 @@ def test_forecast_flow_scores_its_forecasts_once_their_candles_arrive(prefect_ap
     assert live["since_promotion"]["mse"] == pytest.approx(np.mean(c ** 2), rel=1e-12)
     assert live["since_promotion"]["skill"] == pytest.approx(
         1 - np.mean(c ** 2) / np.mean(p ** 2), rel=1e-12)
+
+    # the champion's report shows its live scores; reporting again with no new score reuses it
+    # (gate off: a 1-epoch model re-judged against persistence would be demoted to challenger)
+    from flows.report import report
+
+    monkeypatch.setenv("CRYPTOFLOW_CHAMPION_GATE", "off")
+    page = Path(report(run_id=made["run_id"], data_dir=data_dir))
+    text = page.read_text()
+    assert "<h2>Live since promotion</h2>" in text and 'alt="live skill"' in text
+    stamp = (page.parent / "inputs.sha256").read_text()
+    assert report(run_id=made["run_id"], data_dir=data_dir) == str(page)
+    assert (page.parent / "inputs.sha256").read_text() == stamp
+    rescored = ScoreStore(layout.scores).read_state(SYMBOL, INTERVAL)
+    assert rescored.champion.run_id == made["run_id"] and rescored.issues == 1

@@ -44,7 +44,7 @@ def market(data_dir, monkeypatch):
 def test_the_live_section_shows_the_champions_scores_and_chart(market):
     data_dir = market["data_dir"]
     live = score_market(data_dir, SYMBOL, INTERVAL)
-    section = live_section(str(data_dir), "run-a", SYMBOL, INTERVAL)
+    section = live_section(str(data_dir), "run-a")
     assert section["summary"]["since_promotion"] == live.since_promotion.to_dict()
     assert section["summary"]["last_n"] == live.last_n.to_dict()
     ev = _evaluation()
@@ -66,11 +66,13 @@ def test_the_live_section_shows_the_champions_scores_and_chart(market):
 def test_only_the_current_champion_gets_a_live_section(market):
     data_dir = market["data_dir"]
     score_market(data_dir, SYMBOL, INTERVAL)
-    assert live_section(str(data_dir), "run-b", SYMBOL, INTERVAL) is None
-    assert live_section(str(data_dir), "run-a", "not a symbol", INTERVAL) is None
+    assert live_section(str(data_dir), "run-b") is None  # not a champion
+    assert live_token(str(data_dir), "run-a") is not None
     record_champion(data_dir, "run-b")  # promoted, not scored yet: nothing live for either
     assert live_token(str(data_dir), "run-a") is None
+    assert live_section(str(data_dir), "run-a") is None  # no longer the current champion
     assert live_token(str(data_dir), "run-b") is None
+    assert live_section(str(data_dir), "run-b") is None
 
 
 def test_new_scores_change_the_champions_report_fingerprint_only(market):
