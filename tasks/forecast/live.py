@@ -11,7 +11,7 @@ candles of the new targets only, the score store's newest months only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,8 @@ class LiveScores:
     since_promotion: LiveMetrics
     degraded: bool
     alert: dict[str, Any] | None
-    history: pd.DataFrame  # per issue, oldest first (see tasks.forecast.score.per_issue)
+    #: per issue, oldest first (see tasks.forecast.score.per_issue); not compared
+    history: pd.DataFrame = field(compare=False, repr=False)
 
     @property
     def message(self) -> str:
