@@ -10,13 +10,15 @@ one new issue are stored (untimed) and :func:`tasks.forecast.live.score_market` 
 scores the issue that just matured); also timed, the chart the task draws at each scoring.
 Run: ``.venv/bin/python bench/forecast_scoring.py [--reps 9] [--data DIR]``.
 
-Measured (this CPU: 2 cores shared with other sessions; K=16, window 288, median of 9,
-2026-12-02, ``bench/forecast_scoring.py``):
-    score one new issue:  1 day 0.121 s, 90 days 0.149 s  -> 1.23x (target <= 1.5x)
-    chart of the task:    1 day 0.312 s, 90 days 0.252 s  -> 0.81x (bounded: 4 windows)
-Before the score store went to day files and the forecast store to row groups read with a
-``since`` filter, the same run gave 0.129 s vs 0.545 s (4.21x): every scoring rewrote and
-re-read the whole month (~280 k rows).
+Measured (this CPU: 2 cores shared with other sessions, so runs vary; K=16, window 288,
+median of 9, 2026-12-02, ``bench/forecast_scoring.py``), two runs of the committed code:
+    score one new issue:  1 day 0.105 / 0.098 s, 90 days 0.105 / 0.120 s -> 1.01x / 1.23x
+    chart of the task:    1 day 0.275 / 0.263 s, 90 days 0.187 / 0.277 s -> 0.68x / 1.05x
+(target <= 1.5x). History on the way there, same bench: month files for scores and one row
+group per forecast month gave 0.129 s vs 0.545 s (4.21x): each scoring rewrote and re-read
+the whole month (~280 k rows); with day files and row groups, 1.23-1.58x remained, from the
+chart's tail of 4 windows (the 1-day store has only 1); the chart now reads 2 windows and
+plots the last one (each point's rolling skill over a full window).
 """
 
 from __future__ import annotations

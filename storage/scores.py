@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from storage.atomic import atomic_path, atomic_write_text
@@ -323,31 +324,42 @@ class ScoreStore:
         if issues < 1:
             raise BadInputError(f"issues: at least 1 (got {issues})")
         iv = Interval.parse(interval)
-        frames: list[pd.DataFrame] = []
+        tables: list[pa.Table] = []
         found: set[int] = set()
         for path in reversed(self.partitions(symbol, iv)):
-            df = self._read_file(path, symbol, iv)
-            if run_id is not None:
-                df = df[df["run_id"] == run_id]
-            frames.append(df)
-            found.update(df["issued_at"].astype("int64").tolist())
+            table = self._read_table(path, symbol, iv, run_id)  # filtered in Arrow
+            tables.append(table)
+            found.update(np.unique(table.column("issued_at").cast(pa.int64()).to_numpy()).tolist())
             if len(found) >= issues:
                 break
-        out = _sorted(frames)
+        if not tables:
+            return empty_scores()
+        table = pa.concat_tables(tables)
         if len(found) > issues:
-            cut = sorted(found)[-issues]
-            out = out[out["issued_at"].astype("int64").to_numpy() >= cut].reset_index(drop=True)
-        return out
+            cut = pa.scalar(sorted(found)[-issues], type=pa.timestamp("ms", tz="UTC"))
+            table = table.filter(pc.greater_equal(table.column("issued_at"), cut))
+        return _sorted([_to_frame(table)])
 
     def _read_file(self, path: Path, symbol: str, interval: Interval) -> pd.DataFrame:
+        return _to_frame(self._read_table(path, symbol, interval))
+
+    def _read_table(
+        self, path: Path, symbol: str, interval: Interval, run_id: str | None = None
+    ) -> pa.Table:
+        """One day file as Arrow (only run ``run_id``'s rows when given)."""
+        filters = None if run_id is None else pc.field("run_id") == run_id
         try:
-            table = pq.read_table(path, schema=ARROW_SCHEMA, partitioning=None)
+            return pq.read_table(path, schema=ARROW_SCHEMA, partitioning=None, filters=filters)
         except (OSError, pa.ArrowException) as exc:
             raise CorruptStoreError(path, f"unreadable score file: {exc}",
                                     self.rebuild_hint(symbol, interval)) from exc
-        df = table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
-        df["step"] = df["step"].astype("int64")
-        return cast_scores(df)
+
+
+def _to_frame(table: pa.Table) -> pd.DataFrame:
+    """A typed score frame of an Arrow table of the store's schema."""
+    df = table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+    df["step"] = df["step"].astype("int64")
+    return cast_scores(df)
 
 
 def day_path(series: Path, day: int) -> Path:

@@ -39,8 +39,9 @@ from tasks.forecast.score import (
     score_rows,
 )
 
-#: The chart shows this many windows of issues (bounded: O(window), not O(history)).
-CHART_WINDOWS = 4
+#: Issues read for the metrics and chart, in windows: the chart plots the last window of
+#: issues, each point's rolling skill over a full window before it (bounded: O(window)).
+CHART_WINDOWS = 2
 
 
 @dataclass(frozen=True)
@@ -193,9 +194,10 @@ def score_market(
 def measure(
     scores: ScoreStore, symbol: str, interval: Interval, state: ScoreState, window: int
 ) -> tuple[LiveMetrics, LiveMetrics, pd.DataFrame]:
-    """The state's champion over its last ``window`` issues (from the newest months of the
+    """The state's champion over its last ``window`` issues (from the newest days of the
     score store) and since promotion (the state's sums), and the chart's history per issue
-    (the last ``CHART_WINDOWS * window`` issues)."""
+    (the last ``window`` issues, each with its rolling skill over the ``window`` before it,
+    read from the last ``CHART_WINDOWS * window`` issues)."""
     key = state.champion or ChampionKey("", "", None)
     if not state.issues:
         tail = paired_errors(empty_scores(), key)
@@ -203,8 +205,9 @@ def measure(
         tail = paired_errors(
             scores.read_tail(symbol, interval, CHART_WINDOWS * window, run_id=key.run_id), key
         )
+    history = per_issue(tail, window).iloc[-window:].reset_index(drop=True)
     return (metrics_of_pairs(last_issues(tail, window)),
-            metrics_of_sums(state.sums, key, state.issues), per_issue(tail, window))
+            metrics_of_sums(state.sums, key, state.issues), history)
 
 
 def live_view(
