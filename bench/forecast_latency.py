@@ -11,7 +11,7 @@ candles under ten symbols). Then, per round, one new candle is appended to every
 - ``direct``: ``tasks.forecast.issue_forecast`` + ``ForecastStore.write`` per market, no Prefect
   (reads the registry, the window file's scaler, the candles; loads the checkpoint; predicts);
 - ``flow``: the ``forecast`` flow over the markets on a real Prefect API, minus ``overhead``: a
-  flow running the same number of no-op tasks (Prefect's own cost of two tasks per market).
+  flow running the same number of no-op tasks (Prefect's own cost of three tasks per market).
 
 Usage: ``.venv/bin/python bench/forecast_latency.py [--markets 10] [--models A,B]``.
 
@@ -44,8 +44,8 @@ DATA = Path(os.environ.get("CRYPTO_SHARED_DATA", REPO.parent / "shared" / "data"
 SOURCE = DATA / "poloniex-USDT_BTC-5m-2017-07-14--2017-08-09.csv"
 INTERVAL = "MINUTE_5"
 PAST, FUTURE = 256, 16
-#: Tasks the forecast flow runs per market (issue, store); plus one summary per run.
-TASKS_PER_MARKET = 2
+#: Tasks the forecast flow runs per market (issue, store, score); plus one summary per run.
+TASKS_PER_MARKET = 3
 HISTORY = 3000  # candles the champion is trained on; the rest arrive one per round
 
 

@@ -2,9 +2,10 @@
 stored one; its rows and persistence's go to the forecast store.
 
 Recipe, per market (one after another: each is a model load and one prediction): issue the
-forecast -> store its rows. A market that cannot forecast (no champion yet, a gap in the newest
-window) does not stop the others: every other market's forecast is stored first, then the run
-fails naming each market that could not.
+forecast -> store its rows -> score the matured forecasts (live metrics, artifacts, the
+degraded event) -> finally the cross-market index. A market that cannot forecast (no champion
+yet, a gap in the newest window) does not stop the others: every other market's forecast is
+stored first, then the run fails naming each market that could not.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from flows.params import (
 from storage.layout import DataLayout, stage_prefixes
 from storage.remote import mirrored
 from tasks.forecast.outcome import raise_failures
-from tasks.forecast.task import forecast_task, store_forecasts_task
+from tasks.forecast.task import forecast_task, score_forecasts_task, store_forecasts_task
 from tasks.report.markets import markets_summary_task
 
 
@@ -36,9 +37,11 @@ def forecast(
     data_dir: DataDir = None,
 ) -> dict[str, Any]:
     """Forecast the next K candles of every market with its current champion (and
-    persistence) and store the rows; returns the first market's ``{"symbol", "interval",
-    "issued_at", "champion", "added", "skipped_issues", "paths"}``, plus ``"markets"`` (every
-    market's, by "SYMBOL INTERVAL") when there are several.
+    persistence), store the rows, then score the forecasts whose candles have arrived (live
+    scores vs persistence, artifacts, the degraded event once per champion); returns the first
+    market's ``{"symbol", "interval", "issued_at", "champion", "added", "skipped_issues",
+    "paths", "live"}`` (``live``: the scoring summary), plus ``"markets"`` (every market's, by
+    "SYMBOL INTERVAL") when there are several.
 
     Parameters are validated before any work (naming the parameter). Re-running with no new
     candle issues nothing twice: the store keeps the rows of an issue it already has.
@@ -68,9 +71,10 @@ def forecast(
 
 
 def forecast_market(symbol: str, interval: str, root: str) -> dict[str, Any]:
-    """Issue one market's forecast and store it; its summary."""
+    """Issue one market's forecast, store it, score what has matured; its summary."""
     rows = forecast_task(symbol, interval, root)
     stored = store_forecasts_task(symbol, interval, root, rows)
+    live = score_forecasts_task(symbol, interval, root)
     champion = next((r["model"] for r in rows if r["epoch"] is not None), None)
     return {"symbol": symbol, "interval": interval, "issued_at": rows[0]["issued_at"],
-            "champion": champion, **stored}
+            "champion": champion, **stored, "live": live}

@@ -31,6 +31,7 @@ from tasks.report.compare import (
 from tasks.report.files import write_report_task
 from tasks.report.gate import gate_settings
 from tasks.report.inputs import report_inputs_task, reusable_report_task, run_kind_task
+from tasks.report.live import live_section_task
 from tasks.report.markets import markets_summary_task
 from tasks.report.publish import publish_artifacts_task
 from tasks.report.render import render_report_task
@@ -71,7 +72,8 @@ def report(run_id: RunId = None, data_dir: DataDir = None) -> str:
     evaluation = evaluate_run_task(root, run_id)
     gate = record_champion_task(root, evaluation, flow_run_id, rule, margin)
     sweep = load_sweep_task(root, evaluation.run_id)
-    rendered = render_report_task(evaluation, sweep, flow_run_id, gate)
+    live = live_section_task(root, evaluation.run_id)  # when it is the scored champion
+    rendered = render_report_task(evaluation, sweep, flow_run_id, gate, live)
     paths = write_report_task(root, rendered, fingerprint)
     publish_artifacts_task(rendered, paths["report_html"])
     get_run_logger().info(

@@ -59,6 +59,10 @@ class DataLayout:
     def forecasts(self) -> Path:
         return self.root / "forecasts"
 
+    @property
+    def scores(self) -> Path:
+        return self.root / "scores"
+
 
 def stage_prefixes(
     symbols: list[str] | tuple[str, ...] | str | None = None,

@@ -7,6 +7,7 @@ reports/<run-id>/inputs.sha256        # fingerprint of the inputs, written last
 reports/comparisons/<seed>__vs__<honest>.html|.json
 reports/walk-forward/<last-fold-run-id>.html|.json|.png   # one page per walk-forward evaluation
 reports/markets.html|.json            # every market's champion and live skill (the index)
+reports/live/<SYMBOL>-<INTERVAL>.png  # live scores chart of a market, redrawn at each scoring
 ```
 """
 
@@ -21,6 +22,7 @@ from storage.atomic import atomic_write_bytes, atomic_write_text
 from storage.errors import CorruptStoreError
 from storage.remote import sync_scope
 from storage.runs import validate_name
+from storage.schema import Interval, validate_symbol
 
 REPORT_HTML = "report.html"
 LEADERBOARD_JSON = "leaderboard.json"
@@ -31,6 +33,7 @@ COMPARISONS_DIR = "comparisons"
 WALK_FORWARD_DIR = "walk-forward"
 #: The cross-market index: every market's champion and live skill.
 MARKETS_PAGE = "markets"
+LIVE_DIR = "live"
 
 
 class ReportStore:
@@ -146,3 +149,14 @@ class ReportStore:
         """Write the cross-market index's JSON and HTML (last); returns the HTML's path."""
         atomic_write_text(self.markets_path(".json"), json_text)
         return atomic_write_text(self.markets_path(), html_text)
+    def live_chart_path(self, symbol: str, interval: str) -> Path:
+        """``live/<SYMBOL>-<INTERVAL>.png``: the market's live scores chart (validated: the
+        symbol and interval become a file name)."""
+        name = f"{validate_symbol(symbol)}-{Interval.parse(interval).value}.png"
+        path = self.root / LIVE_DIR / name
+        sync_scope(path)
+        return path
+
+    def write_live_chart(self, symbol: str, interval: str, png: bytes) -> Path:
+        """Replace the market's live scores chart atomically."""
+        return atomic_write_bytes(self.live_chart_path(symbol, interval), png)

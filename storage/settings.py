@@ -34,6 +34,10 @@ BLOCK_SLUG = r"[a-z0-9][a-z0-9-]*/[A-Za-z0-9][A-Za-z0-9_-]*"
 #: The champion gate's defaults: beat persistence and the current champion, by any margin.
 DEFAULT_CHAMPION_GATE = GateRule.BEAT_BOTH
 DEFAULT_CHAMPION_MARGIN = 0.0
+#: Live scoring: the rolling window (issues; a day of 5-minute candles) and the skill below
+#: which the champion counts as degraded (1 - MSE / MSE(persistence) over that window).
+DEFAULT_LIVE_WINDOW = 288
+DEFAULT_DEGRADED_SKILL = -0.05
 
 
 class MirrorPull(StrEnum):
@@ -155,6 +159,23 @@ class CryptoflowSettings(BaseSettings):
         lt=1,
         description="How much better the winner must be: its test MSE below (1 - margin) x "
         "each opponent's MSE on the same windows; 0: any improvement.",
+    )
+    live_window: int = Field(
+        DEFAULT_LIVE_WINDOW,
+        ge=1,
+        le=1_000_000,
+        description="Live scoring: the rolling window, in forecast issues of the current "
+        "champion, over which live MSE/MAE/skill vs persistence are measured and degraded "
+        "skill is judged (288 = a day of 5-minute candles).",
+    )
+    degraded_skill: float = Field(
+        DEFAULT_DEGRADED_SKILL,
+        ge=-1000,
+        lt=1,
+        allow_inf_nan=False,
+        description="Live skill (1 - MSE/MSE(persistence) over the last live_window issues) "
+        "below which the champion is degraded: event cryptoflow.forecast.degraded, once per "
+        "champion, once at least live_window issues are scored.",
     )
     poloniex: PoloniexSettings = Field(
         default_factory=PoloniexSettings, description="The Poloniex client (CRYPTOFLOW_* too)."

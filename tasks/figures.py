@@ -357,3 +357,31 @@ def protocol_skill_figure(rows: Sequence[Mapping]) -> Figure:
     ax.legend(fontsize=8)
     return fig
 
+
+
+def live_skill_figure(
+    history: pd.DataFrame, window: int, threshold: float, title: str, unit: str = "price"
+) -> Figure:
+    """Live scores over time: top, the champion's rolling skill vs persistence over the last
+    ``window`` issues (threshold dashed); bottom, each issue's mean absolute error, champion
+    and persistence. ``history``: :func:`tasks.forecast.score.per_issue` (one row per issue)."""
+    fig = _new_figure(10.0, 6.0)
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(1, 1))
+    if history.empty:
+        top.text(0.5, 0.5, "no matured forecast scored yet", ha="center", va="center",
+                 transform=top.transAxes)
+    else:
+        t = history["issued_at"]
+        top.plot(t, history["rolling_skill"], lw=1.2, label=f"rolling skill ({window} issues)")
+        bottom.plot(t, history["mae"], lw=0.8, label="champion")
+        bottom.plot(t, history["mae_persistence"], lw=0.8, label="persistence", alpha=0.8)
+        bottom.legend(fontsize=8)
+        bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(bottom.xaxis.get_major_locator()))
+    top.axhline(0.0, color="grey", lw=1)
+    top.axhline(threshold, color="#b00020", lw=1, ls="--", label=f"degraded below {threshold:g}")
+    top.set_ylabel("skill vs persistence")
+    top.legend(fontsize=8)
+    top.set_title(title)
+    bottom.set_ylabel(f"MAE per issue ({unit})")
+    bottom.set_xlabel("issue time (UTC, open of the last input candle)")
+    return fig

@@ -57,3 +57,30 @@ def store_forecasts_task(
     )
     return {"added": result.added, "skipped_issues": result.skipped_issues,
             "paths": list(result.paths)}
+
+
+@task(name="score-forecasts", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 5],
+      retry_condition_fn=retry_on_io)
+def score_forecasts_task(symbol: str, interval: str, data_dir: str) -> dict[str, Any]:
+    """Score the forecasts matured since the last scoring, publish the live table, markdown
+    and chart (``reports/live/<SYMBOL>-<INTERVAL>.png``) and, once per champion, the
+    ``cryptoflow.forecast.degraded`` event; the JSON-able summary (``LiveScores.to_dict``)."""
+    from storage.reports import ReportStore
+    from tasks.forecast.events import emit_degraded
+    from tasks.forecast.live import record_alert, score_market
+    from tasks.forecast.publish import live_chart_png, publish_live
+
+    live = score_market(data_dir, symbol, interval)  # idempotent: a retry scores nothing twice
+    chart = ReportStore(DataLayout.at(data_dir).reports).write_live_chart(
+        live.symbol, live.interval, live_chart_png(live)
+    )
+    publish_live(live, str(chart))
+    logger = get_run_logger()
+    logger.info("%s", live.message)
+    if live.alert is not None:
+        emit_degraded(live.alert)  # then remember it: a crash in between sends it again
+        record_alert(data_dir, live.symbol, live.interval, live.alert)
+        logger.warning("%s %s: champion %s degraded, live skill %.4f < %g over %d issues: "
+                       "event sent", live.symbol, live.interval, live.champion.model,
+                       live.alert["skill"], live.threshold, live.alert["issues"])
+    return {**live.to_dict(), "chart": str(chart)}

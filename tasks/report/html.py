@@ -146,13 +146,51 @@ def _skipped_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     return notes
 
 
+#: Columns of the live table (rows of :func:`tasks.forecast.publish.live_table`).
+LIVE_KEYS: tuple[str, ...] = ("scope", "issues", "errors", "champion MSE", "persistence MSE",
+                              "champion MAE", "persistence MAE", "skill")
+
+
+def live_html(live: Mapping[str, Any]) -> list[str]:
+    """The "live since promotion" section: the champion's live scores vs persistence since
+    promotion and over the last N issues, as of the last scored issue, and the chart."""
+    esc = html.escape
+    s = live["summary"]
+    champion = s["champion"]
+    rows = [{k: str(r[k]) for k in LIVE_KEYS} for r in live["rows"]]
+    out = [
+        "<h2>Live since promotion</h2>",
+        f'<p class="sub">{esc(champion["model"])} (epoch {esc(str(champion["epoch"]))}) has '
+        f"forecast {esc(s['symbol'])} {esc(s['interval'])} live since its promotion; scored "
+        f"against the candles that arrived, up to the issue of {esc(str(s['last_scored']))} "
+        f"(as of this report: scores move with every candle). Skill = 1 − MSE / "
+        f"MSE(persistence) on the same (issue, step) pairs; degraded below "
+        f"{esc(str(s['threshold']))} over {esc(str(s['window']))} issues"
+        + (" — <b>degraded</b>" if s.get("degraded") else "") + ".</p>",
+        '<table class="live"><thead><tr>'
+        + "".join(f"<th>{esc(k)}</th>" for k in LIVE_KEYS) + "</tr></thead><tbody>"
+        + "".join("<tr>" + "".join(f"<td>{esc(r[k])}</td>" for k in LIVE_KEYS) + "</tr>"
+                  for r in rows)
+        + "</tbody></table>",
+    ]
+    if live.get("png"):
+        out.append(
+            f'<figure><img alt="live skill" src="{png_data_uri(live["png"])}"><figcaption>'
+            f"Live: rolling skill over {esc(str(s['window']))} issues and each issue's mean "
+            "absolute error, champion and persistence.</figcaption></figure>"
+        )
+    return out
+
+
 def render_report_html(
     meta: Mapping[str, Any],
     rows: Sequence[Mapping[str, Any]],
     figures: Mapping[str, bytes],
     captions: Mapping[str, str] | None = None,
+    live: Mapping[str, Any] | None = None,
 ) -> str:
-    """One self-contained HTML page: metadata, leaderboard, figures embedded as base64 PNG."""
+    """One self-contained HTML page: metadata, leaderboard, the live section when the run has
+    live scores (``live``: :func:`tasks.report.live.live_section`), figures as base64 PNG."""
     captions = captions or {}
     esc = html.escape
     champion = next((r for r in rows if r.get("champion")), None)
@@ -160,6 +198,8 @@ def render_report_html(
     parts += _summary(meta, champion)
     parts.append(html_table(rows, TABLE_KEYS, TABLE_HEADERS))
     parts += _skipped_notes(rows)
+    if live:
+        parts += live_html(live)
     parts.append("<h2>Figures</h2>")
     for name, png in figures.items():
         parts.append(

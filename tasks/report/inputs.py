@@ -12,6 +12,7 @@ from storage.reports import ReportStore
 from storage.runs import RunStore
 from storage.version import DATA_FORMAT_VERSION
 from tasks.evaluation import resolve_run
+from tasks.report.live import live_token
 
 #: Bump when the report's content changes for the same run (figures, columns, metrics).
 REPORT_VERSION = "3"
@@ -43,10 +44,16 @@ def report_fingerprint(store: RunStore, run_id: str) -> str:
 
 @task(name="report-inputs", cache_policy=NO_CACHE)
 def report_inputs_task(data_dir: str, run_id: str | None) -> tuple[str, str]:
-    """The run to report (default: the latest) and the fingerprint of its inputs."""
+    """The run to report (default: the latest) and the fingerprint of its inputs: for the
+    current champion with live scores, also its market's score state (see
+    :mod:`tasks.report.live`), so that new scores make the report again."""
     store = RunStore(DataLayout.at(data_dir).runs)
     run_id = resolve_run(store, run_id)
-    return run_id, report_fingerprint(store, run_id)
+    fingerprint = report_fingerprint(store, run_id)
+    token = live_token(data_dir, run_id)
+    if token is not None:
+        fingerprint = hashlib.sha256(f"{fingerprint}/{token}".encode()).hexdigest()
+    return run_id, fingerprint
 
 
 def run_kind(store: RunStore, run_id: str) -> str:

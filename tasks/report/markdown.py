@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tasks.report.cells import format_cell, skill_summary, split_label, table_cell
-from tasks.report.html import png_data_uri
+from tasks.report.html import LIVE_KEYS, png_data_uri
 from tasks.report.leaderboard import TABLE_HEADERS, TABLE_KEYS
 
 
@@ -26,13 +26,33 @@ def leaderboard_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def live_markdown(live: Mapping[str, Any]) -> list[str]:
+    """The "live since promotion" lines: a sentence and the table (the chart is in the HTML
+    and in the market's own live artifact)."""
+    s = live["summary"]
+    keys = list(LIVE_KEYS)
+    return [
+        "## Live since promotion",
+        "",
+        f"`{s['champion']['model']}` live on {s['symbol']} {s['interval']}, scored up to the "
+        f"issue of {s['last_scored']}" + (" — **degraded**" if s.get("degraded") else "") + ".",
+        "",
+        "| " + " | ".join(keys) + " |",
+        "|" + "---|" * len(keys),
+        *("| " + " | ".join(str(r[k]) for k in keys) + " |" for r in live["rows"]),
+        "",
+    ]
+
+
 def render_report_markdown(
     meta: Mapping[str, Any],
     rows: Sequence[Mapping[str, Any]],
     figures: Mapping[str, bytes],
     report_path: str | None = None,
+    live: Mapping[str, Any] | None = None,
 ) -> str:
-    """Markdown for the Prefect artifact: summary, leaderboard table, figures as data URIs."""
+    """Markdown for the Prefect artifact: summary, leaderboard table, the live section when
+    the run has live scores, figures as data URIs."""
     champion = next((r for r in rows if r.get("champion")), None)
     lines = [
         f"# Forecast report: run `{meta.get('run_id')}`",
@@ -60,6 +80,8 @@ def render_report_markdown(
             "",
         ]
     lines += [leaderboard_markdown(rows), ""]
+    if live:
+        lines += live_markdown(live)
     if report_path:
         lines += [f"Full report: `{report_path}`", ""]
     for name, png in figures.items():

@@ -29,24 +29,23 @@ MARKETS_ARTIFACT_KEY = "markets-summary"
 PROTOCOL = "honest"
 #: The columns of the table (page, JSON and artifact), in order.
 COLUMNS = ("symbol", "interval", "champion", "epoch", "run_id", "promoted_at", "test_skill",
-           "live_n", "live_skill", "live_skill_since_promotion")
+           "live_issues", "live_skill", "live_skill_since_promotion")
 
-LiveOf = Callable[[DataLayout, str, str], Mapping[str, Any] | None]
-
-
-def no_live(layout: DataLayout, symbol: str, interval: str) -> None:
-    """No live scores (the default before any market has been scored)."""
-    return None
+LiveOf = Callable[[DataLayout, str, str, str], Mapping[str, Any] | None]
 
 
-def live_summary(layout: DataLayout, symbol: str, interval: str) -> Mapping[str, Any] | None:
-    """The market's live-score summary (``n``, ``skill`` over the last N, ``since_promotion``
-    skill) from the score store, or None when it has none."""
-    try:
-        from tasks.forecast.score import market_summary
-    except ImportError:  # the score store is optional for this page
+def live_summary(
+    layout: DataLayout, symbol: str, interval: str, run_id: str
+) -> Mapping[str, Any] | None:
+    """The market's live skill when its scored champion is run ``run_id``: ``issues`` and
+    ``skill`` over the last window, ``since_promotion_skill``; None when it has no scores."""
+    from tasks.forecast.live import live_view
+
+    view = live_view(layout.root, symbol, interval, run_id)
+    if view is None:
         return None
-    return market_summary(layout, symbol, interval)
+    return {"issues": view.last_n.issues, "skill": view.last_n.skill,
+            "since_promotion_skill": view.since_promotion.skill}
 
 
 def market_rows(
@@ -60,13 +59,13 @@ def market_rows(
         record = registry.current(PROTOCOL, symbol, interval) or {}
         split = record.get("eval_split") or "test"
         test = ((record.get("metrics") or {}).get(split)) or {}
-        live = live_of(layout, symbol, interval) or {}
+        live = (live_of(layout, symbol, interval, record["run_id"]) if record else None) or {}
         rows.append({
             "symbol": symbol, "interval": interval,
             "champion": record.get("model"), "epoch": record.get("epoch"),
             "run_id": record.get("run_id"), "promoted_at": record.get("recorded_at"),
             "test_skill": finite_or_none(test.get("skill")),
-            "live_n": live.get("n"),
+            "live_issues": live.get("issues"),
             "live_skill": finite_or_none(live.get("skill")),
             "live_skill_since_promotion": finite_or_none(live.get("since_promotion_skill")),
         })

@@ -30,7 +30,8 @@ def publish_artifacts_task(rendered: dict[str, Any], report_path: str) -> list[s
         description=f"Leaderboard of run {run_id} ({meta['protocol']} protocol)",
     )
     md_id = create_markdown_artifact(
-        markdown=render_report_markdown(meta, rows, rendered["small"], report_path),
+        markdown=render_report_markdown(meta, rows, rendered["small"], report_path,
+                                        rendered.get("live")),
         key=artifact_key("report", run_id),
         description=f"Forecast report of run {run_id}",
     )

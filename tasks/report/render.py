@@ -43,10 +43,12 @@ def render_report(
     sweep: SweepTable | None,
     flow_run_id: str | None,
     gate: GateDecision | None = None,
+    live: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``{"rows", "meta", "figures", "html", "small"}`` of one evaluated run; ``sweep``: the
-    regularization sweep made on its window file, drawn and named (run and table); ``gate``:
-    whether its winner was promoted to champion, and why."""
+    """``{"rows", "meta", "figures", "html", "small", "live"}`` of one evaluated run;
+    ``sweep``: the regularization sweep made on its window file, drawn and named (run and
+    table); ``gate``: whether its winner was promoted to champion, and why; ``live``: its live
+    scores when it is its market's scored champion (:func:`tasks.report.live.live_section`)."""
     rows = leaderboard_rows(evaluation)
     meta = report_meta(evaluation, flow_run_id, gate)
     captions = dict(FIGURE_CAPTIONS)
@@ -56,15 +58,18 @@ def render_report(
             f"Regularization sweep of run {sweep.run_id}, made on this run's window file "
             f"({meta.get('dataset_id')}): validation error over repeats per setting."
         )
+    if live is not None:
+        meta["live"] = live["summary"]
     figures = report_figures(evaluation, rows, None if sweep is None else sweep.table)
-    html_text = render_report_html(meta, rows, figures, captions)
+    html_text = render_report_html(meta, rows, figures, captions, live)
     small = report_figures(evaluation, rows, None, dpi=SMALL_DPI)
-    return {"rows": rows, "meta": meta, "figures": figures, "html": html_text, "small": small}
+    return {"rows": rows, "meta": meta, "figures": figures, "html": html_text, "small": small,
+            "live": live}
 
 
 @task(name="render-report", cache_policy=NO_CACHE)
 def render_report_task(
-    evaluation: Any, sweep: Any, flow_run_id: str | None, gate: Any = None
+    evaluation: Any, sweep: Any, flow_run_id: str | None, gate: Any = None, live: Any = None
 ) -> dict[str, Any]:
     """Leaderboard rows, figures (PNG), HTML and markdown of one evaluated run."""
-    return render_report(evaluation, sweep, flow_run_id, gate)
+    return render_report(evaluation, sweep, flow_run_id, gate, live)

@@ -47,16 +47,21 @@ def test_prefect_yaml_lists_the_deployments():
     assert not forecast.intervals and not forecast.crons and specs["ingest"].active == (True,)
     assert forecast.parameters == {"symbols": ["BTC_USDT"], "intervals": ["MINUTE_5"]}
     (after_ingest,) = forecast.triggers
-    assert after_ingest["enabled"] and after_ingest["expect"] == ["cryptoflow.candles.appended"]
+    # the event names in prefect.yaml are the ones the code emits
+    from tasks.forecast.events import EVENT_DEGRADED
+    from tasks.ingest.publish import EVENT_APPENDED
+
+    assert after_ingest["enabled"] and after_ingest["expect"] == [EVENT_APPENDED]
     assert {"prefect.resource.role": "deployment", "prefect.resource.name": "ingest"} in (
         after_ingest["match_related"])
     assert after_ingest["parameters"]["symbols"] == ["{{ event.payload.symbol }}"]
     # Pipeline: retrains a degraded market (on), or after the ingest deployment (off); neither
     # can stack runs: one per market per day / per hour.
     degraded, appended = specs["pipeline"].triggers
-    assert degraded["enabled"] and degraded["expect"] == ["cryptoflow.forecast.degraded"]
+    assert degraded["enabled"] and degraded["expect"] == [EVENT_DEGRADED]
     assert degraded["within"] == 86400 and degraded["for_each"] == ["prefect.resource.id"]
     assert not appended["enabled"] and appended["within"] == 3600
+    assert appended["expect"] == [EVENT_APPENDED]
     assert appended["match_related"] == after_ingest["match_related"]
     for spec in specs.values():
         assert load_flow(spec.entrypoint).name == spec.entrypoint.split(":")[1]

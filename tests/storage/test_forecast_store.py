@@ -110,3 +110,25 @@ def test_a_missing_market_reads_empty_and_a_corrupt_file_names_itself(data_dir):
     with pytest.raises(CorruptStoreError, match="part.parquet") as err:
         store.read("BTC_USDT", "MINUTE_5")
     assert "cryptoflow forecast --symbol BTC_USDT --interval MINUTE_5" in str(err.value)
+
+
+def test_a_read_since_skips_the_row_groups_before_it(data_dir, monkeypatch):
+    """Rows are stored in row groups sorted by issue time, each with its min/max statistics
+    (what lets ``read(since=)`` skip the groups before ``since``); the read returns exactly
+    the rows at or after it."""
+    import pyarrow.parquet as pq
+
+    import storage.forecasts as forecasts
+
+    monkeypatch.setattr(forecasts, "ROW_GROUP_ROWS", 6)  # one issue (2 models x 3 steps)
+    store = _store(data_dir)
+    times = pd.date_range("2026-12-01T00:00Z", periods=5, freq="5min")
+    store.write("BTC_USDT", "MINUTE_5",
+                pd.concat([_issue(t.isoformat(), base=100 + i) for i, t in enumerate(times)]))
+    (path,) = store.partitions("BTC_USDT", "MINUTE_5")
+    meta = pq.ParquetFile(path).metadata
+    assert meta.num_row_groups == 5
+    back = store.read("BTC_USDT", "MINUTE_5", since=times[3])
+    assert sorted(set(back["issued_at"])) == list(times[3:]) and len(back) == 12
+    stats = [meta.row_group(i).column(1).statistics for i in range(5)]
+    assert [s.min for s in stats] == [s.max for s in stats]  # one issue time per row group

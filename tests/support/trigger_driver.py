@@ -7,7 +7,8 @@ worker or a user would): ``python -m tests.support.trigger_driver STEP ARGS...``
   by Prefect's flow engine (what a worker does): its events name the deployment.
 - ``ingest-bare URL DATA_DIR SYMBOL...``: the ingest flow called as the pipeline calls it (a
   run of no deployment).
-- ``degraded SYMBOL INTERVAL``: the forecast flow's degraded-skill event for that market.
+- ``degraded SYMBOL INTERVAL``: the forecast flow's degraded-skill event for that market, sent
+  by the function the scoring task sends it with.
 """
 
 from __future__ import annotations
@@ -55,15 +56,10 @@ def ingest_bare(url: str, data_dir: str, symbols: list[str]) -> None:
 
 
 def degraded(symbol: str, interval: str) -> None:
-    from prefect.events import emit_event
+    from tasks.forecast.events import emit_degraded
 
-    emit_event(
-        event="cryptoflow.forecast.degraded",
-        resource={"prefect.resource.id": f"cryptoflow.forecast.{symbol}.{interval}",
-                  "prefect.resource.name": f"{symbol} {interval} forecasts"},
-        payload={"symbol": symbol, "interval": interval, "champion": "cnn2_relu",
-                 "run_id": "r", "skill": -1.0, "n": 10, "threshold": -0.05},
-    )
+    emit_degraded({"symbol": symbol, "interval": interval, "model": "cnn2_relu",
+                   "run_id": "r", "skill": -1.0, "n": 10, "threshold": -0.05})
 
 
 def main(argv: list[str]) -> None:
