@@ -23,7 +23,7 @@ from flows.params import (
     market_label,
     market_list,
 )
-from storage.layout import DataLayout, stage_prefixes
+from storage.layout import DataLayout, live_prefixes, stage_prefixes
 from storage.remote import mirrored
 from tasks.forecast.outcome import raise_failures
 from tasks.forecast.task import forecast_task, score_forecasts_task, store_forecasts_task
@@ -52,7 +52,7 @@ def forecast(
         data_dir: Data directory holding the stores (default $CRYPTOFLOW_DATA_DIR or ./data).
     """
     markets = market_list(symbols, intervals)
-    prefixes = [p for s, i in markets for p in stage_prefixes(s, i)] + ["reports/champions.json"]
+    prefixes = [p for s, i in markets for p in stage_prefixes(s, i) + live_prefixes(s, i)]
     results: dict[str, dict[str, Any]] = {}
     failures: dict[str, BaseException] = {}
     with mirrored(data_dir, prefixes=prefixes) as data_dir:

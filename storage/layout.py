@@ -91,3 +91,16 @@ def stage_prefixes(
     if run_id and "/" not in run_id and not run_id.startswith("."):
         out += [f"runs/{run_id}", f"reports/{run_id}"]
     return out
+
+
+def live_prefixes(symbol: str, interval: str) -> list[str]:
+    """What a forecast run of one market reads and rewrites besides its candles, for
+    ``storage.remote.mirrored``: the market's forecast and score folders and the champion
+    registry. Pulled up front: those stores rewrite whole files, so a file left on the remote
+    would otherwise be replaced by one missing its earlier rows."""
+    from storage.candles.partitions import DEFAULT_EXCHANGE, series_dir
+
+    out = ["reports/champions.json"]
+    for folder in ("forecasts", "scores"):
+        out.append(series_dir(Path(folder), DEFAULT_EXCHANGE, symbol, interval).as_posix())
+    return out

@@ -414,3 +414,56 @@ def test_cli_pipeline_on_an_s3_data_dir(s3_env, tmp_path):
                     and (k.endswith("history.csv") or "/checkpoints/" in k)}
 
         assert trained(keys) and trained(after) == trained(keys)  # nothing retrained
+
+
+@pytest.mark.slow
+def test_forecasts_on_s3_keep_earlier_issues_across_hosts(s3, s3_env, prefect_api, tmp_path,
+                                                          monkeypatch):
+    """The forecast flow on an S3 data dir from two fresh hosts: the second host's forecast and
+    score files hold the first host's issue too (the stores rewrite whole month/day files, so
+    they must be pulled before they are rewritten, not replaced by files missing rows)."""
+    import boto3
+
+    from flows.forecast import forecast
+    from storage.candles import CandleStore
+    from storage.forecasts import ForecastStore
+    from storage.layout import DataLayout
+    from tests.flows.test_forecast import FUTURE, INTERVAL, ROWS, SYMBOL, _make_champion
+
+    local = tmp_path / "made"
+    made = _make_champion(local)
+    client = boto3.client("s3", endpoint_url=s3, **_boto_kwargs())
+    prefix = "forecast-hosts/data"
+
+    def upload() -> None:
+        for rel, body in tree(local).items():
+            client.put_object(Bucket=BUCKET, Key=f"{prefix}/{rel}", Body=body)
+
+    upload()
+    url = f"s3://{BUCKET}/{prefix}"
+    monkeypatch.setenv("CRYPTOFLOW_CACHE_DIR", str(tmp_path / "host-a"))
+    first = forecast(symbols=[SYMBOL], intervals=[INTERVAL], data_dir=url)
+    assert first["added"] == 2 * FUTURE
+    # K more candles arrive (the first issue matures), written by the ingest host
+    CandleStore(DataLayout.at(local).candles).append(
+        SYMBOL, INTERVAL, made["candles"].iloc[ROWS - FUTURE:])
+    for rel, body in tree(local).items():
+        if rel.startswith("candles/"):
+            client.put_object(Bucket=BUCKET, Key=f"{prefix}/{rel}", Body=body)
+    monkeypatch.setenv("CRYPTOFLOW_CACHE_DIR", str(tmp_path / "host-b"))
+    second = forecast(symbols=[SYMBOL], intervals=[INTERVAL], data_dir=url)
+    assert second["added"] == 2 * FUTURE and second["live"]["scored_issues"] == 1
+
+    # a third host reads both issues, and the first issue's scores, from the bucket alone
+    reader = tmp_path / "reader"
+    for key, body in objects(s3, f"{prefix}/").items():
+        rel = key[len(prefix) + 1:]
+        if rel.startswith(("forecasts/", "scores/")):
+            (reader / rel).parent.mkdir(parents=True, exist_ok=True)
+            (reader / rel).write_bytes(body)
+    rows = ForecastStore(DataLayout.at(reader).forecasts).read(SYMBOL, INTERVAL)
+    assert rows["issued_at"].nunique() == 2 and len(rows) == 4 * FUTURE
+    from storage.scores import ScoreStore
+
+    scores = ScoreStore(DataLayout.at(reader).scores).read(SYMBOL, INTERVAL)
+    assert scores["issued_at"].nunique() == 1 and len(scores) == 2 * FUTURE
