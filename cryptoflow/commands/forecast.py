@@ -65,4 +65,7 @@ def render(summary: dict[str, Any], table: list[dict[str, Any]]) -> str:
     for r in table:
         lines.append(f"{r['step']:>4}  {r['target_time']:<25}  {r.get('champion', nan):>16.6f}"
                      f"  {r.get('persistence', nan):>16.6f}")
+    live = summary.get("live") or {}
+    if live.get("message"):
+        lines.append(f"live: {live['message']}")
     return "\n".join(lines)

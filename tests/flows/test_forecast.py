@@ -126,7 +126,8 @@ def test_cli_prints_the_latest_forecast_and_refuses_without_a_champion(
     assert [r["step"] for r in out["forecast"]] == list(range(1, FUTURE + 1))
     assert main(["forecast", "--data-dir", data_dir]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert MODEL in table[0] and "persistence" in table[1] and len(table) == 2 + FUTURE
+    assert MODEL in table[0] and "persistence" in table[1] and len(table) == 3 + FUTURE
+    assert table[-1].startswith("live: BTC_USDT MINUTE_5: nothing matured yet to score")
 
     # no champion for this market: one clear line saying how to get one, exit 2, nothing written
     empty = tmp_path / "empty"
