@@ -17,7 +17,16 @@ Usage: ``.venv/bin/python bench/forecast_latency.py [--markets 10] [--models A,B
 
 Measured on this 2-core machine (2026-12-02, load ~2 from another job), median of 3 rounds:
 
-(filled in by the run recorded in the closing note of issue 12)
+    model            markets   predict    direct      flow  overhead    beyond   (s per market)
+    cnn2_relu              1     0.140     0.356     2.166     1.194     0.832   ok
+    cnn2_relu             10     0.060     0.178     0.763     0.113     0.590   ok
+    gru_tanh_leaky         1     0.125     0.460     2.129     1.133     0.871   ok
+    gru_tanh_leaky        10     0.153     0.518     1.212     0.119     0.940   ok
+
+``beyond`` = max(direct, flow - overhead) - predict: 0.6-0.9 s per market, under the 2 s target
+for one market and for ten. Most of the flow's extra over ``direct`` is scoring (the chart PNG is
+redrawn per market, ~0.25 s) and the markets index; ``direct`` is 3-4x a bare predict, mostly
+the checkpoint load (no model cache across issues).
 """
 
 from __future__ import annotations
