@@ -256,7 +256,8 @@ def train_model(
         order = epoch_order(n, opts.seed, epoch)
         feed = rt.train_feed(arrays.x_train[order], arrays.y_train[order], opts.batch_size)
         fit = net.fit(**feed, **val_feed, initial_epoch=epoch - 1, epochs=epoch,
-                      shuffle=False, verbose=0)
+                      shuffle=False, verbose=0,
+                      callbacks=rt.epoch_callbacks(opts.seed, epoch))
         loss = float(fit.history["loss"][-1])
         val_loss = float(fit.history["val_loss"][-1])
         seconds = time.perf_counter() - t0

@@ -80,3 +80,8 @@ def train_feed(x: np.ndarray, y: np.ndarray, batch_size: int) -> dict[str, Any]:
 def validation_feed(x: np.ndarray, y: np.ndarray, batch_size: int) -> dict[str, Any]:
     """``fit`` keywords of the validation data."""
     return {"validation_data": (x, y), "validation_batch_size": int(batch_size)}
+
+
+def epoch_callbacks(seed: int, epoch: int) -> list[Any]:
+    """None needed: every random op of the zoo draws from the layers' seed generators."""
+    return []

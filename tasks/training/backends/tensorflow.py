@@ -104,3 +104,8 @@ def validation_feed(x: np.ndarray, y: np.ndarray, batch_size: int) -> dict[str, 
 def steps_per_execution(requested: int) -> int:
     """Several steps per graph call: supported."""
     return int(requested)
+
+
+def epoch_callbacks(seed: int, epoch: int) -> list[Any]:
+    """None needed: every random op of the zoo draws from the layers' seed generators."""
+    return []

@@ -76,3 +76,20 @@ def train_feed(x: np.ndarray, y: np.ndarray, batch_size: int) -> dict[str, Any]:
 def validation_feed(x: np.ndarray, y: np.ndarray, batch_size: int) -> dict[str, Any]:
     """``fit`` keywords of the validation data."""
     return {"validation_data": (x, y), "validation_batch_size": int(batch_size)}
+
+
+def epoch_callbacks(seed: int, epoch: int) -> list[Any]:
+    """A callback seeding torch's global generator from (seed, epoch, batch) before each
+    training batch: Keras' unseeded dropout on torch draws from it (not from the layer's seed
+    generator), and a first ``fit`` call draws from it differently than a later one, so a
+    resumed epoch would not equal the uninterrupted one without it."""
+    import keras
+    import torch
+
+    base = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(epoch), 2]).integers(1, 2**40)
+
+    class SeedTorchPerBatch(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
+            torch.manual_seed(int(base) + int(batch))
+
+    return [SeedTorchPerBatch()]
