@@ -182,3 +182,70 @@ def test_checkpoint_written_on_jax_predicts_the_same_on_tensorflow_and_torch(
         run_on("torch", {"mode": "predict", "windows": str(windows),
                          "checkpoint": str(checkpoint), "out": str(out)})
         np.testing.assert_allclose(np.load(out), on_jax, rtol=1e-4, atol=1e-5)
+
+
+def test_gpu_bench_runs_without_prefect_tensorflow_or_pydantic(windows, tmp_path):
+    """bench/gpu.sh's path (bench/gpu_train.py and the worker processes it starts) imports
+    none of what the GPU host lacks: a sitecustomize blocks them in every process."""
+    if not backends.is_installed("jax"):
+        pytest.skip("JAX is not installed here (pip install '.[jax]')")
+    block = tmp_path / "block"
+    block.mkdir()
+    (block / "sitecustomize.py").write_text(
+        "import sys\nfor m in ('prefect', 'tensorflow', 'pydantic', 'pydantic_settings',"
+        " 'distributed'):\n    sys.modules[m] = None\n")
+    env = {**os.environ, "PYTHONPATH": str(block), "KERAS_BACKEND": "jax",
+           "CRYPTOFLOW_BACKEND": "jax"}
+    out = subprocess.run(
+        [sys.executable, "bench/gpu_train.py", "--cpu", "--parts", "models,zoo", "--epochs", "2",
+         "--zoo-epochs", "1", "--per-gpu", "1,2", "--models", "cnn3_leaky,gru_tanh_leaky",
+         "--dataset", str(windows)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "backend jax" in out.stdout
+    assert "cnn3_leaky" in out.stdout and "gru_tanh_leaky" in out.stdout
+    assert "2 per CPU run (2 slots)" in out.stdout and "throughput 2 vs 1" in out.stdout
+    probe = subprocess.run([sys.executable, "-c", "import prefect"], env=env, cwd=REPO,
+                           capture_output=True, text=True)
+    assert probe.returncode != 0  # the block is real
+
+
+def test_models_per_gpu_slots_on_two_gpus_and_limits():
+    from tasks.training.slots import plan_slots
+    from tasks.training.task import gpu_limits
+
+    free = {"0": 80_000, "1": 80_000}
+    slots = plan_slots("auto", None, 12, ["0", "1"], jobs=10, models_per_gpu=3, free_mb=free)
+    assert len(slots) == 6
+    assert sorted(s.devices for s in slots) == ["0", "0", "0", "1", "1", "1"]
+    assert [s.devices for s in slots[:2]] == ["0", "1"]  # interleaved: both GPUs busy first
+    assert all(s.gpu and s.memory_fraction == pytest.approx(1 / 3, abs=1e-3) for s in slots)
+    assert all(s.threads == 2 for s in slots) and len({s.name for s in slots}) == 6
+    assert gpu_limits(slots) == {"cryptoflow-gpu-0": 3, "cryptoflow-gpu-1": 3}
+    # default from free memory: 8 GiB free -> 4 of the 2 GiB footprint; unknown memory -> 1
+    auto = plan_slots("gpu:0", None, 16, ["0"], free_mb={"0": 8192})
+    assert len(auto) == 4 and gpu_limits(auto) == {"cryptoflow-gpu-0": 4}
+    assert [s.name for s in plan_slots("gpu:0", None, 16, ["0"])] == ["gpu-0"]
+    assert plan_slots("gpu:0", None, 16, ["0"])[0].memory_fraction is None
+
+
+@pytest.mark.parametrize("per, message", [
+    (0, "models_per_gpu must be a whole number >= 1"),
+    (40, "models_per_gpu 40 needs about 81920 MiB on GPU 0"),
+])
+def test_bad_models_per_gpu_refused(per, message):
+    from tasks.training.slots import plan_slots
+
+    with pytest.raises(BadInputError, match=message):
+        plan_slots("gpu:0", None, 8, ["0"], models_per_gpu=per, free_mb={"0": 20_000})
+
+
+def test_dask_asks_a_fraction_of_a_gpu():
+    from flows.runners import gpu_share, local_cluster_kwargs
+
+    assert gpu_share(4) == 0.25
+    kw = local_cluster_kwargs(None, 2, cores=16, models_per_gpu=4)
+    assert kw["n_workers"] == 2 and kw["threads_per_worker"] == 4
+    assert kw["resources"] == {"GPU": 1} and kw["env"]["OMP_NUM_THREADS"] == "2"
+    with pytest.raises(BadInputError):
+        gpu_share(0)
