@@ -9,9 +9,23 @@ worker process gets it in its environment from :func:`runtime_env` before anythi
 Choice (:func:`resolve_backend`): an explicit ``backend`` (flow/CLI parameter), else
 ``CRYPTOFLOW_BACKEND``, else ``KERAS_BACKEND``, else :data:`DEFAULT_BACKEND`.
 
-Default by measurement (bench/train.py, see README "Backends"): TensorFlow stays the default
-here: it is always installed (a core dependency) and JAX is an extra; JAX is the backend of the
-offline GPU host (no TensorFlow there) and is faster on this CPU for every zoo model.
+Default by measurement: TensorFlow stays the default. JAX is faster per epoch for every model
+measured, but it is an extra, and the whole suite has not yet been run on it (the rule: JAX
+becomes the default only with every test green on it). Measured 2026-12-02 on the shared
+2-core build machine (load average 3.3-4.5), ``bench/train.py --skip-models --skip-zoo
+--backends tensorflow,jax,torch --models cnn2_relu,cnn3_leaky,lstm_tanh_leaky,gru_tanh_leaky
+--epochs 4 --rounds 1``, seconds per epoch (tutorial windows, batch 8, median of epochs 2-4):
+
+    model            tensorflow   jax     torch
+    cnn2_relu          0.183     0.029    3.28
+    cnn3_leaky         0.254     0.037   10.55
+    lstm_tanh_leaky    1.297     0.888   38.19
+    gru_tanh_leaky     1.271     0.761   62.04
+
+PyTorch (eager, one step per call, as Keras requires) is 20-80x slower here: supported, not
+advised. The zoo on JAX (``--skip-models --zoo-epochs 20 --zoo-backend jax --zoo-parallel 2``):
+277.6 s for 20 epochs, measured while another test run shared the 2 cores (load 4.1), so the
+100-epoch <= 200 s target was not confirmed here; measure it again on an idle machine.
 """
 
 from __future__ import annotations
