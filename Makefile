@@ -1,5 +1,6 @@
 # make run  : create .venv if missing, install, run the whole pipeline
-# make test : create .venv if missing, install, ruff + the full test suite (slow tests included)
+# make test : create .venv if missing, install, ruff + the full test suite (slow tests included;
+#             the JAX backend is installed too, so its tests run)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -10,7 +11,7 @@ STAMP := $(VENV)/.cryptoflow-installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,jax]'
 	touch $(STAMP)
 
 install: $(STAMP)

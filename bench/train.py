@@ -12,7 +12,12 @@ the tutorial's Poloniex data), or ``--dataset PATH``.
    epoch). Time per epoch is the median over
    epochs 2..E (epoch 1 holds tracing/compilation); final val_loss of both is printed.
 2. Zoo: ``flows.train.train`` with ``--parallel 1`` (serial; 2 threads) vs ``--parallel 2``
-   (2 processes, 1 thread each), wall time of the flow (Prefect API started beforehand).
+   (2 processes, 1 thread each) at the tutorial settings (batch 8, no early stopping), wall
+   time of the flow (Prefect API started beforehand), on
+   ``--zoo-backend`` (default: the configured backend).
+3. ``--backends tensorflow,jax,torch``: per model, seconds per epoch of ``train_model`` on each
+   backend side by side (each in its own worker process, as the flows run it; rounds
+   alternate the backends' order).
 
 Run: ``.venv/bin/python bench/train.py [--epochs 4] [--models all] [--zoo-epochs 2] [--skip-zoo]``
 (CPU only unless ``--gpu``; ``bench/gpu.sh`` runs the GPU figures next to the tutorial's).
@@ -142,24 +147,55 @@ def per_model(path: Path, models: list[str], epochs: int, workdir: Path, rounds:
     print(f"load average {os.getloadavg()[0]:.2f}")
 
 
-def zoo(path: Path, models: list[str], epochs: int, workdir: Path, devices: str = "cpu"
-        ) -> None:
+def zoo(path: Path, models: list[str], epochs: int, workdir: Path, devices: str = "cpu",
+        backend: str | None = None, parallels: list[int] | None = None) -> None:
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.train import train
 
-    print(f"\n== whole zoo ({len(models)} models, {epochs} epochs), wall time of the train flow")
+    print(f"\n== whole zoo ({len(models)} models, {epochs} epochs, batch 8, backend "
+          f"{backend or 'configured'}), wall time of the train flow")
     with prefect_test_harness(server_startup_timeout=120):
         walls = {}
-        for parallel in (1, 2) if devices == "cpu" else (1,):
+        for parallel in (parallels or [1, 2]) if devices == "cpu" else (1,):
             print(f"load average {os.getloadavg()[0]:.2f}")
             t0 = time.perf_counter()
             train(models=models, epochs=epochs, parallel=parallel, devices=devices,
-                  dataset=str(path), data_dir=str(workdir / f"zoo{parallel}"), seed=0)
+                  dataset=str(path), data_dir=str(workdir / f"zoo{parallel}"), seed=0,
+                  batch_size=8, patience=None, backend=backend)
             walls[parallel] = time.perf_counter() - t0
             print(f"--parallel {parallel}: {walls[parallel]:.1f} s", flush=True)
-    if 2 in walls:
+    if 1 in walls and 2 in walls:
         print(f"parallel 2 / serial = {walls[2] / walls[1]:.2f} (target <= 0.65)")
+
+
+def per_backend(path: Path, models: list[str], epochs: int, workdir: Path,
+                names: list[str], rounds: int = 1) -> None:
+    from storage.runs import ModelDir
+    from tasks.training.slots import Slot, available_cores
+    from tasks.training.worker import run_worker, train_job
+
+    print(f"\n== per-model s/epoch of train_model per backend, batch 8, {epochs} epochs (median "
+          f"of epochs 2..{epochs}, median of {rounds} round(s)); last column: val_loss")
+    print(f"load average {os.getloadavg()[0]:.2f}")
+    print(f"{'model':<16} " + " ".join(f"{b:>10}" for b in names) + "   val_loss")
+    slot = Slot("cpu-0", "", available_cores(), False)
+    for model in models:
+        secs: dict[str, list[float]] = {b: [] for b in names}
+        vals: dict[str, float] = {}
+        for r in range(rounds):
+            for b in (names if r % 2 == 0 else names[::-1]):
+                run = workdir / f"be-{b}-{r}" / model
+                run_worker({**train_job(model, str(path), str(run),
+                                        {"epochs": epochs, "batch_size": 8, "seed": 0}),
+                            "backend": b}, slot)
+                h = ModelDir(run).read_history()
+                t = h["seconds"].to_numpy()
+                secs[b].append(float(np.median(t[1:] if len(t) > 1 else t)))
+                vals[b] = float(h["val_loss"].iloc[-1])
+        print(f"{model:<16} " + " ".join(f"{np.median(secs[b]):>10.3f}" for b in names)
+              + "   " + " ".join(f"{vals[b]:.2e}" for b in names), flush=True)
+    print(f"load average {os.getloadavg()[0]:.2f}")
 
 
 def main() -> None:
@@ -174,6 +210,9 @@ def main() -> None:
     p.add_argument("--skip-zoo", action="store_true")
     p.add_argument("--skip-models", action="store_true")
     p.add_argument("--gpu", action="store_true", help="use the GPUs (default: CPU only)")
+    p.add_argument("--backends", default=None, help="compare these backends per model")
+    p.add_argument("--zoo-backend", default=None, help="backend of the zoo part")
+    p.add_argument("--zoo-parallel", default="1,2", help="--parallel values of the zoo part")
     args = p.parse_args()
     if not args.gpu:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
@@ -189,8 +228,11 @@ def main() -> None:
         print(f"windows: {path} on {os.cpu_count()} cores")
         if not args.skip_models:
             per_model(path, models, args.epochs, work, args.rounds)
+        if args.backends:
+            per_backend(path, models, args.epochs, work, args.backends.split(","), args.rounds)
         if not args.skip_zoo:
-            zoo(path, models, args.zoo_epochs, work, "gpu:0" if args.gpu else "cpu")
+            zoo(path, models, args.zoo_epochs, work, "gpu:0" if args.gpu else "cpu",
+                args.zoo_backend, [int(x) for x in args.zoo_parallel.split(",")])
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from storage.runs import validate_name
 from storage.schema import Interval, from_epoch_ms, to_epoch_ms, validate_symbol
 from storage.windows.format import Layout
 from tasks.scaling import ScalerKind
+from tasks.training.backends import BACKENDS
 from tasks.training.checkpoints import CheckpointMode
 from tasks.training.loop import DEFAULT_SEED, TUTORIAL_BATCH_SIZE, TUTORIAL_EPOCHS
 from tasks.training.slots import DEFAULT_DEVICES
@@ -133,6 +134,11 @@ Devices = Annotated[
     str, Field(pattern=r"^(auto|cpu|gpu(:\d+(,\d+)*)?)$"), BeforeValidator(_fold_lower)
 ]
 Checkpoints = Annotated[CheckpointMode, BeforeValidator(_fold_lower)]
+#: The Keras backend of the training processes; empty: $CRYPTOFLOW_BACKEND, else
+#: $KERAS_BACKEND, else tensorflow (tasks.training.backends).
+Backend = optional(Annotated[Literal[BACKENDS], BeforeValidator(_fold_lower)])
+#: Models trained at once on each GPU; empty: from its free memory (tasks.training.slots).
+ModelsPerGpu = optional(Annotated[int, Field(ge=1, le=64)])
 #: Where the zoo trains: one local process per model, or a Dask cluster (flows.runners).
 TaskRunner = Annotated[Literal["process", "dask"], BeforeValidator(_fold_lower)]
 RunName = Annotated[str, AfterValidator(lambda v: validate_name(v, "run id"))]

@@ -49,21 +49,27 @@ def validate_address(address: str) -> str:
     return text
 
 
-def local_cluster_kwargs(n_workers: int | None, gpus: int, cores: int) -> dict[str, Any]:
-    """``LocalCluster`` arguments: one single-threaded worker process per slot, pinned devices.
+def local_cluster_kwargs(n_workers: int | None, gpus: int, cores: int,
+                         models_per_gpu: int = 1) -> dict[str, Any]:
+    """``LocalCluster`` arguments: one worker process per slot, pinned devices.
 
-    GPUs: one worker per GPU with resource ``GPU=1``. CPU: ``n_workers`` (default: one per two
-    cores, at least one) sharing the cores, ``cores // n_workers`` TensorFlow threads each.
+    GPUs: one worker per GPU with resource ``GPU=1`` and ``models_per_gpu`` threads (its tasks
+    each ask for ``1 / models_per_gpu`` GPU, see :func:`gpu_resources`). CPU: ``n_workers``
+    (default: one per two cores, at least one) single-threaded workers sharing the cores,
+    ``cores // n_workers`` training threads each.
     """
     if gpus < 0:
         raise BadInputError(f"gpus must be >= 0, got {gpus}")
     if n_workers is not None and n_workers < 1:
         raise BadInputError(f"n_workers must be >= 1, got {n_workers}")
+    if models_per_gpu < 1:
+        raise BadInputError(f"models_per_gpu must be >= 1, got {models_per_gpu}")
     n = n_workers or (gpus if gpus else max(1, cores // 2))
-    threads = max(1, cores // n)
+    per = models_per_gpu if gpus else 1
+    threads = max(1, cores // (n * per))
     kwargs: dict[str, Any] = {
         "n_workers": n,
-        "threads_per_worker": 1,
+        "threads_per_worker": per,
         "processes": True,
         "dashboard_address": None,
         "host": "127.0.0.1",
@@ -92,6 +98,7 @@ def make_task_runner(
     address: str | None = None,
     n_workers: int | None = None,
     gpus: int = 0,
+    models_per_gpu: int = 1,
 ) -> TaskRunner:
     """A Prefect task runner of ``kind``; for Dask, ``address`` or a LocalCluster sized here."""
     kind = RunnerKind(kind)
@@ -108,20 +115,28 @@ def make_task_runner(
         return DaskTaskRunner(address=validate_address(address))
     return DaskTaskRunner(
         cluster_class="distributed.LocalCluster",
-        cluster_kwargs=local_cluster_kwargs(n_workers, gpus, available_cores()),
+        cluster_kwargs=local_cluster_kwargs(n_workers, gpus, available_cores(), models_per_gpu),
     )
 
 
 @contextlib.contextmanager
-def gpu_resources(gpus: bool) -> Iterator[None]:
-    """Within the block, Dask submissions ask for one ``GPU`` resource each (when ``gpus``)."""
+def gpu_resources(gpus: bool, models_per_gpu: int = 1) -> Iterator[None]:
+    """Within the block, Dask submissions ask for ``1 / models_per_gpu`` of a ``GPU`` resource
+    each (when ``gpus``), so a worker offering ``GPU=1`` runs that many at once."""
     if not gpus:
         yield
         return
     import dask
 
-    with dask.annotate(resources={"GPU": 1}):
+    with dask.annotate(resources={"GPU": gpu_share(models_per_gpu)}):
         yield
+
+
+def gpu_share(models_per_gpu: int) -> float:
+    """The ``GPU`` resource one training task asks for."""
+    if models_per_gpu < 1:
+        raise BadInputError(f"models_per_gpu must be >= 1, got {models_per_gpu}")
+    return 1.0 / models_per_gpu
 
 
 def pin_devices(runner: TaskRunner) -> None:
@@ -157,6 +172,7 @@ def train_on_runner(
     options: dict[str, Any],
     gpus: bool | None = None,
     data_url: str | None = None,
+    models_per_gpu: int = 1,
 ) -> dict[str, dict[str, Any] | BaseException]:
     """Inside a flow: train each model as one task on ``runner``; model -> result or exception.
 
@@ -172,7 +188,9 @@ def train_on_runner(
         pin_devices(runner)
         if gpus is None:
             gpus = cluster_has_gpus(runner)
-        with gpu_resources(gpus):
+        if gpus and models_per_gpu > 1:
+            options = {**options, "memory_fraction": round(1.0 / models_per_gpu, 4)}
+        with gpu_resources(gpus, models_per_gpu):
             futures = {
                 m: runner.submit(train_model_on_worker, parameters={
                     "model": m, "dataset_path": dataset_path, "run_dir": run_dirs[m],
@@ -191,11 +209,14 @@ def train_zoo_on_dask(run_id: str, names: list[str], dataset_path: str, run_dirs
     ``slots`` without ``address``); the results in the order of ``names``."""
     from prefect import get_run_logger
 
-    gpus = sum(s.gpu for s in slots)
-    runner = make_task_runner("dask", address, n_workers=None if address else len(slots),
-                              gpus=0 if address else gpus)
+    devices = [s.devices for s in slots if s.gpu]
+    gpus = len(set(devices))
+    per = max(1, len(devices) // gpus) if gpus else 1
+    runner = make_task_runner("dask", address,
+                              n_workers=None if address else (gpus or len(slots)),
+                              gpus=0 if address else gpus, models_per_gpu=per)
     get_run_logger().info("run %s: %d model(s) on Dask %s", run_id, len(names),
                           address or f"LocalCluster({len(slots)} workers)")
     by_model = train_on_runner(runner, names, dataset_path, run_dirs, options,
-                               gpus=None if address else gpus > 0)
+                               gpus=None if address else gpus > 0, models_per_gpu=per)
     return [by_model[n] for n in names]

@@ -21,6 +21,7 @@ from flows.params import (
     DEFAULT_PATIENCE,
     DEFAULT_SEED,
     DEFAULT_TASK_RUNNER,
+    Backend,
     BatchSize,
     Checkpoints,
     DaskAddress,
@@ -30,6 +31,7 @@ from flows.params import (
     Epochs,
     IntervalName,
     Models,
+    ModelsPerGpu,
     Parallel,
     Patience,
     RunId,
@@ -41,6 +43,7 @@ from flows.runners import check_runner, train_zoo_on_dask
 from storage.runs import RunStore
 from storage.windows.store import WindowStore
 from tasks.progress import TerminalProgress
+from tasks.training.backends import resolve_backend
 from tasks.training.task import (
     accepted_run,
     ensure_gpu_limits,
@@ -71,6 +74,8 @@ def train(
     progress_bar: bool = False,
     task_runner: TaskRunner = DEFAULT_TASK_RUNNER,
     dask_address: DaskAddress = None,
+    backend: Backend = None,
+    models_per_gpu: ModelsPerGpu = None,
 ) -> str:
     """Train the zoo on one window file, each model in its own process; returns the run id.
 
@@ -92,11 +97,15 @@ def train(
         progress_bar: Draw a progress bar on the terminal.
         task_runner: Where the zoo trains: `process` (one local process per model) or `dask`.
         dask_address: Dask scheduler (tcp://host:8786); empty with `dask`: a local cluster.
+        backend: Keras backend (tensorflow, jax or torch); empty: $CRYPTOFLOW_BACKEND, else
+            $KERAS_BACKEND, else tensorflow.
+        models_per_gpu: Models trained at once on each GPU; empty: from its free memory.
     """
     logger = get_run_logger()
     use_dask = check_runner(task_runner, dask_address)
     names, path, slots, layout = prepare_training(
-        models, epochs, batch_size, parallel, devices, data_dir, dataset, symbol, interval
+        models, epochs, batch_size, parallel, devices, data_dir, dataset, symbol, interval,
+        models_per_gpu=models_per_gpu, backend=backend,
     )
     store = RunStore(layout.runs)
     run_id = run_id_for(run_id)
@@ -105,7 +114,8 @@ def train(
                "checkpoints": checkpoints.value, "devices": [s.name for s in slots],
                "flow_run_id": flow_run_id()}
     job_options = {"epochs": epochs, "batch_size": batch_size, "seed": seed,
-                   "patience": patience, "checkpoints": checkpoints.value}
+                   "patience": patience, "checkpoints": checkpoints.value,
+                   "backend": resolve_backend(backend)}
     run_dirs = {name: str(store.model_dir(run_id, name)) for name in names}
     # Checked before anything is written; the run folder stays locked until training ends.
     with accepted_run(store, run_id, request, names):

@@ -126,7 +126,10 @@ def train_in_worker(model: str, dataset_path: str, run_dir: str, options: dict[s
     if devices is None:  # not started with the preload nor the plugin: pin now (no TF here)
         devices = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     name = _worker_name() or "local"
-    slot = Slot(name=name, devices=devices, threads=worker_threads(), gpu=bool(devices))
+    options = dict(options)
+    fraction = options.pop("memory_fraction", None)  # several models per GPU: each one's cap
+    slot = Slot(name=name, devices=devices, threads=worker_threads(), gpu=bool(devices),
+                memory_fraction=fraction if devices else None)
     if data_url:
         return _train_remote(model, dataset_path, run_dir, options, on_epoch, data_url, slot)
     result = run_worker(train_job(model, dataset_path, run_dir, options), slot, on_epoch)

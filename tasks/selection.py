@@ -115,9 +115,9 @@ def load_checkpoint(path: Path) -> Any:
     if not zipfile.is_zipfile(path):  # a .keras file is a zip archive
         raise CorruptStoreError(path, "not a readable .keras (zip) file", REBUILD_RUN)
     import tasks.zoo  # noqa: F401 - the zoo registers its custom layers, if any, on import
-    from tasks.training.runtime import import_tensorflow
+    from tasks.training.runtime import import_backend
 
-    import_tensorflow()  # quietly: TensorFlow's C++ start-up chatter stays out of the logs
+    import_backend()  # quietly: the backend's C++ start-up chatter stays out of the logs
     import keras
 
     return keras.saving.load_model(path, compile=False, safe_mode=True)

@@ -1,7 +1,8 @@
 """The training worker process: ``python -m tasks.training JOB_JSON`` (see ``worker.py``).
 
-Sets devices and thread counts *before* TensorFlow is imported, runs one ``train`` or ``sweep``
-job and prints one JSON line per epoch (prefixed ``@@cryptoflow``) plus the final result.
+Sets the Keras backend, devices, thread counts and GPU memory cap *before* Keras is imported,
+runs one ``train`` or ``sweep`` job and prints one JSON line per epoch (prefixed
+``@@cryptoflow``) plus the final result.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from storage.errors import BadInputError
 from tasks.training.loop import train_model
-from tasks.training.runtime import configure_environment, import_tensorflow
+from tasks.training.runtime import configure_environment, import_backend
 from tasks.training.sweep import run_sweep_setting
 from tasks.training.worker import emit
 
@@ -20,10 +21,14 @@ from tasks.training.worker import emit
 def worker_main(argv: list[str]) -> int:
     """Entry point of a training worker process: one JSON job argument, JSON events on stdout."""
     job = json.loads(argv[0])
-    configure_environment(job.get("devices", ""), job.get("threads"))
-    import_tensorflow(job.get("threads"))
+    configure_environment(job.get("devices", ""), job.get("threads"),
+                          backend=job.get("backend"),
+                          memory_fraction=job.pop("memory_fraction", None))
+    import_backend(job.get("threads"))
     kind = job.pop("kind", "train")
     job.pop("devices", None)
+    if kind == "sweep":
+        job.pop("backend", None)
     try:
         if kind == "train":
             result = train_model(

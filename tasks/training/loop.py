@@ -25,13 +25,14 @@ import numpy as np
 from storage.errors import BadInputError
 from storage.runs import ModelDir
 from tasks.training.arrays import TrainingArrays, epoch_order, read_training_arrays
+from tasks.training.backends import runtime, validate_backend
 from tasks.training.checkpoints import (
     CheckpointMode,
     prune_checkpoints,
     resume_point,
     save_checkpoint,
 )
-from tasks.training.runtime import import_tensorflow, set_op_determinism
+from tasks.training.runtime import import_backend
 
 #: The tutorial's training settings (the library defaults; the flows default to flows.params).
 TUTORIAL_EPOCHS = 100
@@ -39,11 +40,13 @@ TUTORIAL_BATCH_SIZE = 8
 DEFAULT_SEED = 0
 DEFAULT_LEARNING_RATE = 0.001
 #: Defaults chosen by measurement on CPU (bench/train.py): several steps per graph call help
-#: every model; XLA helps the recurrent models (~2x) and slows the tiny CNNs, so ``jit_compile``
-#: defaults per family (None = :data:`JIT_BY_FAMILY`). Each epoch's shuffled arrays go in as a
-#: ``tf.data`` pipeline: NumPy arrays passed to ``fit`` cost ~0.3 s of adapter set-up per call.
+#: every model (torch: one, as Keras requires); ``jit_compile`` defaults per backend (None =
+#: the backend's ``jit_default``: TensorFlow XLA for the recurrent models on CPU only, JAX
+#: always, torch never). Each epoch's shuffled arrays go in as the backend's feed (TensorFlow:
+#: a ``tf.data`` pipeline, NumPy arrays cost it ~0.3 s of adapter set-up per call; JAX/torch:
+#: the NumPy arrays).
 DEFAULT_STEPS_PER_EXECUTION = 16
-JIT_BY_FAMILY = {"cnn": False, "recurrent": True}
+JIT_BY_FAMILY = runtime("tensorflow").JIT_BY_FAMILY
 DEFAULT_JIT_COMPILE: bool | None = None
 VALIDATION_BATCH = 256
 
@@ -61,13 +64,14 @@ class TrainOptions:
     steps_per_execution: int = DEFAULT_STEPS_PER_EXECUTION
     learning_rate: float = DEFAULT_LEARNING_RATE
 
-    def jit_for(self, model: str, gpu: bool = False) -> bool:
-        """Whether to XLA-compile ``model``; unset: the CPU per-family default, off on GPUs
-        (where the recurrent layers use cuDNN)."""
+    def jit_for(self, model: str, gpu: bool = False, backend: str = "tensorflow") -> bool:
+        """Whether to compile ``model``'s steps; unset: ``backend``'s default (TensorFlow:
+        XLA per family on CPU, off on GPUs where the recurrent layers use cuDNN; JAX: always;
+        torch: never)."""
         from tasks.zoo import entry
 
         if self.jit_compile is None:
-            return not gpu and JIT_BY_FAMILY[entry(model).family.value]
+            return runtime(backend).jit_default(entry(model).family.value, gpu)
         return bool(self.jit_compile)
 
     def __post_init__(self) -> None:
@@ -175,6 +179,7 @@ def train_model(
     steps_per_execution: int = DEFAULT_STEPS_PER_EXECUTION,
     learning_rate: float = DEFAULT_LEARNING_RATE,
     threads: int | None = None,
+    backend: str | None = None,
     on_epoch: EpochCallback | None = None,
     on_epoch_model: Callable[[int, Any], None] | None = None,
     arrays: TrainingArrays | None = None,
@@ -183,7 +188,10 @@ def train_model(
 
     Returns a small metrics dict (paths and numbers only). Resumes after the last recorded epoch
     when ``run_dir`` already holds the same training; raises ``BadInputError`` on bad input before
-    writing anything.
+    writing anything. ``backend`` (None: whatever this process's Keras runs on) must be the
+    backend Keras loaded here: a worker process (``run_worker``) gets it set before the import.
+    The backend is recorded in ``spec.json`` but is no part of the training's identity: a
+    checkpoint written on one backend resumes on another.
     """
     opts = TrainOptions(
         epochs=epochs, batch_size=batch_size, seed=seed, checkpoints=checkpoints,
@@ -198,7 +206,15 @@ def train_model(
     )
     arrays = arrays or read_training_arrays(dataset_path, model)
     record = _spec_record(model, spec_to_dict(spec_obj), opts, arrays, dataset_path)
-    tf = import_tensorflow(threads)
+    if backend is not None:
+        validate_backend(backend)
+    rt = import_backend(threads)
+    if backend is not None and backend != rt.NAME:
+        raise BadInputError(
+            f"backend {backend!r} requested, but this process loaded Keras on {rt.NAME!r} "
+            "(KERAS_BACKEND is fixed at import): train in a worker process"
+        )
+    record["backend"] = rt.NAME
     import keras
 
     from tasks.zoo import build_model, compile_model
@@ -209,8 +225,8 @@ def train_model(
         _check_resumable(old, record, md.path)
     # Build before writing anything: a shape that does not fit the architecture raises here.
     keras.utils.set_random_seed(int(seed))
-    jit = opts.jit_for(model, gpu=bool(tf.config.list_physical_devices("GPU")))
-    set_op_determinism(tf, not jit)
+    jit = opts.jit_for(model, gpu=rt.has_gpu(), backend=rt.NAME)
+    rt.set_determinism(not jit)
     fresh = build_model(model, arrays.past, arrays.future, arrays.n_features, spec_obj,
                         residual=arrays.residual, target=arrays.target_feature)
 
@@ -222,16 +238,15 @@ def train_model(
     else:
         net = fresh
         compile_model(net, jit_compile=jit,
-                      steps_per_execution=opts.steps_per_execution,
+                      steps_per_execution=rt.steps_per_execution(opts.steps_per_execution),
                       learning_rate=opts.learning_rate)
     history = md.read_history()
     val_losses = history["val_loss"].tolist()
     stopped = _stopped_early(val_losses, opts.patience)
     if start < opts.epochs and not stopped:
         md.clear_result()
-    val_ds = tf.data.Dataset.from_tensor_slices((arrays.x_val, arrays.y_val)).batch(
-        max(opts.batch_size, VALIDATION_BATCH)
-    )
+    val_feed = rt.validation_feed(arrays.x_val, arrays.y_val,
+                                  max(opts.batch_size, VALIDATION_BATCH))
     n = len(arrays.x_train)
     epoch = start
     while epoch < opts.epochs and not stopped:
@@ -239,11 +254,10 @@ def train_model(
         t0 = time.perf_counter()
         _reseed_layers(net, opts.seed, epoch)
         order = epoch_order(n, opts.seed, epoch)
-        train_ds = tf.data.Dataset.from_tensor_slices(
-            (arrays.x_train[order], arrays.y_train[order])
-        ).batch(opts.batch_size)
-        fit = net.fit(train_ds, validation_data=val_ds, initial_epoch=epoch - 1, epochs=epoch,
-                      shuffle=False, verbose=0)
+        feed = rt.train_feed(arrays.x_train[order], arrays.y_train[order], opts.batch_size)
+        fit = net.fit(**feed, **val_feed, initial_epoch=epoch - 1, epochs=epoch,
+                      shuffle=False, verbose=0,
+                      callbacks=rt.epoch_callbacks(opts.seed, epoch))
         loss = float(fit.history["loss"][-1])
         val_loss = float(fit.history["val_loss"][-1])
         seconds = time.perf_counter() - t0

@@ -1,113 +1,77 @@
-"""The one Keras/TensorFlow runtime set-up: environment variables, thread pools, devices, import.
+"""The Keras runtime set-up of a training process: environment variables, import, threads.
 
-Every process that may load TensorFlow takes its variables from here, *before* the import:
-:data:`TENSORFLOW_DEFAULTS` (quiet C++ logs, the TensorFlow Keras backend, GPU memory growth),
-``CUDA_VISIBLE_DEVICES`` (the devices it may use; "" hides every GPU) and ``OMP_NUM_THREADS``.
+Every process that may load Keras takes its variables from here, *before* the import: the
+chosen backend's defaults (``tasks.training.backends``: ``KERAS_BACKEND``, quiet logs, GPU
+memory growth or a per-process cap), ``CUDA_VISIBLE_DEVICES`` (the devices it may use; ""
+hides every GPU) and ``OMP_NUM_THREADS``. The backend-specific calls live in
+``tasks.training.backends.<backend>``; this module only routes to them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
-import tempfile
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping
+from types import ModuleType
 from typing import Any
 
-#: Defaults of every TensorFlow process (a value already in the environment wins).
-TENSORFLOW_DEFAULTS: dict[str, str] = {
-    "TF_CPP_MIN_LOG_LEVEL": "2",
-    "KERAS_BACKEND": "tensorflow",
-    "TF_FORCE_GPU_ALLOW_GROWTH": "true",
-}
-#: TensorFlow intra-/inter-op threads of one Dask worker's training (set by its launcher).
+from tasks.training import backends
+from tasks.training.backends import tensorflow as _tensorflow
+
+#: Defaults of every TensorFlow process (kept for callers of the TensorFlow-only era).
+TENSORFLOW_DEFAULTS: dict[str, str] = _tensorflow.ENV_DEFAULTS
+#: Intra-/inter-op threads of one Dask worker's training (set by its launcher).
 WORKER_THREADS_ENV = "CRYPTOFLOW_WORKER_THREADS"
 
 
-def quiet_tensorflow_env(
-    environ: MutableMapping[str, str] | None = None,
-) -> MutableMapping[str, str]:
-    """Fill in :data:`TENSORFLOW_DEFAULTS` where unset (``os.environ`` by default); return it."""
+def quiet_env(environ: MutableMapping[str, str] | None = None) -> MutableMapping[str, str]:
+    """Fill in the chosen backend's defaults where unset (``os.environ`` by default); return it.
+
+    The backend is :func:`backends.resolve_backend`'s (``CRYPTOFLOW_BACKEND`` first, so an
+    in-process Keras loads on the backend the workers train on)."""
     target = os.environ if environ is None else environ
-    for key, value in TENSORFLOW_DEFAULTS.items():
+    name = backends.resolve_backend(current=target)
+    for key, value in backends.runtime(name).ENV_DEFAULTS.items():
         target.setdefault(key, value)
+    if target.get(backends.BACKEND_ENV, "").strip():
+        target["KERAS_BACKEND"] = name
     return target
+
+
+#: The older name of :func:`quiet_env`.
+quiet_tensorflow_env = quiet_env
 
 
 def runtime_env(
     devices: str | None = None,
     threads: int | None = None,
     current: Mapping[str, str] | None = None,
+    *,
+    backend: str | None = None,
+    memory_fraction: float | None = None,
 ) -> dict[str, str]:
-    """The variables of a TensorFlow process: the defaults (``current``'s values win, except the
-    backend: the training code is TensorFlow's), ``CUDA_VISIBLE_DEVICES`` when ``devices`` is
-    given and ``OMP_NUM_THREADS`` when ``threads`` is."""
-    current = os.environ if current is None else current
-    env = {key: current.get(key, value) for key, value in TENSORFLOW_DEFAULTS.items()}
-    env["KERAS_BACKEND"] = TENSORFLOW_DEFAULTS["KERAS_BACKEND"]
-    if devices is not None:
-        env["CUDA_VISIBLE_DEVICES"] = devices
-    if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
-    return env
+    """The variables of a training process (see :func:`backends.runtime_env`)."""
+    return backends.runtime_env(backend, devices, threads, memory_fraction, current)
 
 
-def configure_environment(devices: str = "", threads: int | None = None) -> None:
-    """Set device visibility, thread count and quiet logs; must run before TensorFlow is imported.
+def configure_environment(devices: str = "", threads: int | None = None, *,
+                          backend: str | None = None,
+                          memory_fraction: float | None = None) -> None:
+    """Set backend, device visibility, thread count and quiet logs; must run before Keras is
+    imported. ``devices`` is a ``CUDA_VISIBLE_DEVICES`` value ("" hides every GPU)."""
+    os.environ.update(runtime_env(devices, threads, backend=backend,
+                                  memory_fraction=memory_fraction))
 
-    ``devices`` is a ``CUDA_VISIBLE_DEVICES`` value ("" hides every GPU).
-    """
-    os.environ.update(runtime_env(devices, threads))
 
-
-@contextlib.contextmanager
-def _stderr_muted() -> Iterator[None]:
-    """Send fd 2 to a scratch file (TensorFlow's C++ start-up chatter); replay it on error."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as scratch:
-        os.dup2(scratch.fileno(), 2)
-        try:
-            yield
-        except BaseException:
-            os.dup2(saved, 2)
-            scratch.seek(0)
-            sys.stderr.write(scratch.read().decode("utf-8", "replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+def import_backend(threads: int | None = None) -> ModuleType:
+    """Import Keras's backend quietly; return its runtime module (see ``backends``)."""
+    return backends.import_backend(threads)
 
 
 def import_tensorflow(threads: int | None = None) -> Any:
-    """Import TensorFlow quietly, set thread pools and GPU memory growth; return the module."""
-    if "tensorflow" in sys.modules:
-        import tensorflow as tf
-
-        return tf
-    quiet_tensorflow_env()
-    with _stderr_muted():
-        import tensorflow as tf
-
-        tf.get_logger().setLevel("ERROR")
-        if threads:
-            tf.config.threading.set_intra_op_parallelism_threads(int(threads))
-            tf.config.threading.set_inter_op_parallelism_threads(int(threads))
-        for gpu in tf.config.list_physical_devices("GPU"):
-            with contextlib.suppress(RuntimeError, ValueError):
-                tf.config.experimental.set_memory_growth(gpu, True)
-    return tf
+    """Import TensorFlow quietly (threads, GPU memory growth); return the module."""
+    return _tensorflow.import_backend(threads, backends.memory_fraction_from_env())
 
 
 def set_op_determinism(tf: Any, enabled: bool) -> None:
-    """Turn TensorFlow's op determinism on or off (process-wide).
-
-    Keras refuses XLA while it is on, so XLA-compiled (recurrent, CPU) training turns it off and
-    relies on XLA's CPU kernels being deterministic: the tests check same seed, same history.
-    """
-    if enabled:
-        tf.config.experimental.enable_op_determinism()
-        return
-    from tensorflow.python.framework import config as tf_config
-
-    tf_config.disable_op_determinism()
+    """Turn TensorFlow's op determinism on or off (process-wide)."""
+    _tensorflow.set_determinism(enabled)

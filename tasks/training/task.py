@@ -2,9 +2,10 @@
 sweep's per-setting task, and the bookkeeping of a run (request checks, GPU limits, results).
 
 Concurrency: each task takes a free slot from a local queue before it starts its worker process,
-so at most one model runs per GPU (and ``parallel`` on CPU); on GPUs it also holds the Prefect
-global concurrency limit ``cryptoflow-gpu-<id>`` (limit 1, created on demand), which keeps two
-flow runs on one machine from sharing a GPU.
+so at most ``models_per_gpu`` models run per GPU (and ``parallel`` on CPU); on GPUs it also
+holds one slot of the Prefect global concurrency limit ``cryptoflow-gpu-<id>`` (as many slots
+as the GPU's worker slots, set on each run), which keeps two flow runs on one machine from
+oversubscribing a GPU.
 """
 
 from __future__ import annotations
@@ -32,7 +33,14 @@ from storage.windows.store import WindowStore
 from tasks.progress import TerminalProgress
 from tasks.results import result_storage_for
 from tasks.training.loop import TrainOptions
-from tasks.training.slots import Slot, available_cores, detect_gpus, parallel_note, plan_slots
+from tasks.training.slots import (
+    Slot,
+    available_cores,
+    detect_gpus,
+    gpu_free_memory_mb,
+    parallel_note,
+    plan_slots,
+)
 from tasks.training.sweep import render_csv, tidy_rows
 from tasks.training.worker import run_worker, train_job
 
@@ -51,15 +59,21 @@ def retry_unless_bad_input(task: Any, task_run: Any, state: Any) -> bool:
 
 
 def plan_training(models: list[str] | str, epochs: int, batch_size: int, parallel: int | None,
-                  devices: str, jobs: int | None = None) -> tuple[list[str], list[Slot]]:
-    """Check a training request's models, options and devices; its model names and slots (no
-    more than ``jobs``, default one per model; on CPU no more than the cores, with a warning)."""
+                  devices: str, jobs: int | None = None, models_per_gpu: int | None = None,
+                  backend: str | None = None) -> tuple[list[str], list[Slot]]:
+    """Check a training request's models, options, backend and devices; its model names and
+    slots (no more than ``jobs``, default one per model; on CPU no more than the cores, with a
+    warning; ``models_per_gpu`` per GPU)."""
+    from tasks.training.backends import require_installed, resolve_backend
     from tasks.zoo import parse_models
 
     names = parse_models(models if isinstance(models, str) else ",".join(models))
     TrainOptions(epochs=epochs, batch_size=batch_size)
+    require_installed(resolve_backend(backend))
     cores = available_cores()
-    slots = plan_slots(devices, parallel, cores, detect_gpus(), jobs or len(names))
+    gpus = detect_gpus()
+    slots = plan_slots(devices, parallel, cores, gpus, jobs or len(names), models_per_gpu,
+                       gpu_free_memory_mb() if gpus else None)
     note = parallel_note(parallel, cores, slots)
     if note:
         logging.getLogger(__name__).warning(note)
@@ -69,12 +83,13 @@ def plan_training(models: list[str] | str, epochs: int, batch_size: int, paralle
 def prepare_training(
     models: list[str] | str, epochs: int, batch_size: int, parallel: int | None, devices: str,
     data_dir: str | None, dataset: str | None, symbol: str | None, interval: str | None,
-    jobs: int | None = None,
+    jobs: int | None = None, models_per_gpu: int | None = None, backend: str | None = None,
 ) -> tuple[list[str], Path, list[Slot], DataLayout]:
     """Validate a training request completely before anything is written: its model names,
-    the window file, the slots (``jobs``: worker jobs to run, default one per model) and the
-    data layout."""
-    names, slots = plan_training(models, epochs, batch_size, parallel, devices, jobs)
+    the backend, the window file, the slots (``jobs``: worker jobs to run, default one per
+    model; ``models_per_gpu``) and the data layout."""
+    names, slots = plan_training(models, epochs, batch_size, parallel, devices, jobs,
+                                 models_per_gpu, backend)
     layout = DataLayout.at(data_dir)
     path = WindowStore(layout.windows).locate(dataset, symbol, interval)
     return names, path, slots, layout
@@ -88,15 +103,25 @@ def free_slots(slots: list[Slot]) -> queue.Queue[Slot]:
     return free
 
 
+def gpu_limits(slots: list[Slot]) -> dict[str, int]:
+    """Prefect concurrency limit name -> slots: one per worker slot on that GPU."""
+    counts: dict[str, int] = {}
+    for s in slots:
+        if s.gpu:
+            counts[GPU_LIMIT_PREFIX + s.devices] = counts.get(GPU_LIMIT_PREFIX + s.devices, 0) + 1
+    return counts
+
+
 def ensure_gpu_limits(slots: list[Slot]) -> None:
-    """Create the per-GPU global concurrency limits (limit 1) when missing."""
-    if not any(s.gpu for s in slots):
+    """Create or resize the per-GPU global concurrency limits (:func:`gpu_limits`)."""
+    limits = gpu_limits(slots)
+    if not limits:
         return
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:
-        for s in slots:
-            client.upsert_global_concurrency_limit_by_name(GPU_LIMIT_PREFIX + s.devices, 1)
+        for name, limit in limits.items():
+            client.upsert_global_concurrency_limit_by_name(name, limit)
 
 
 def run_id_for(run_id: str | None) -> str:

@@ -1,9 +1,9 @@
 """The worker-process protocol: one JSON job in, one JSON event line per epoch and a result out.
 
-``run_worker(job, slot)`` starts ``python -m tasks.training JOB_JSON`` (``__main__.py``) with the
-slot's devices and thread count set before TensorFlow loads, and reads the lines the
-worker writes with :func:`emit` (prefixed :data:`EVENT_PREFIX`): ``epoch`` events, then
-``result`` or ``error`` (bad input, raised here as :class:`BadInputError`).
+``run_worker(job, slot)`` starts ``python -m tasks.training JOB_JSON`` (``__main__.py``) with
+the slot's backend, devices, thread count and GPU memory cap set before Keras loads, and reads
+the lines the worker writes with :func:`emit` (prefixed :data:`EVENT_PREFIX`): ``epoch``
+events, then ``result`` or ``error`` (bad input, raised here as :class:`BadInputError`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class WorkerError(RuntimeError):
 def train_job(model: str, dataset_path: str, run_dir: str, options: dict[str, Any]
               ) -> dict[str, Any]:
     """The worker job training ``model`` into ``run_dir``; ``options`` are ``train_model``
-    keywords (epochs, batch_size, seed, patience, checkpoints)."""
+    keywords (epochs, batch_size, seed, patience, checkpoints, backend)."""
     return {"kind": "train", "dataset_path": dataset_path, "model": model, "run_dir": run_dir,
             **options}
 
@@ -49,13 +49,16 @@ def run_worker(job: dict[str, Any], slot: Slot,
                on_event: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run one job in a fresh Python process on ``slot``; return its result.
 
-    The process gets ``CUDA_VISIBLE_DEVICES`` and its thread count before TensorFlow loads.
+    The process gets ``KERAS_BACKEND`` (``job["backend"]``, else the setting),
+    ``CUDA_VISIBLE_DEVICES``, its thread count and memory cap before Keras loads.
     A bad request (``ValueError`` in the worker) is raised here as ``BadInputError``.
     """
     import subprocess
 
-    job = {**job, "devices": slot.devices, "threads": slot.threads}
-    env = {**os.environ, **runtime_env(slot.devices, slot.threads)}
+    job = {**job, "devices": slot.devices, "threads": slot.threads,
+           "memory_fraction": slot.memory_fraction}
+    env = {**os.environ, **runtime_env(slot.devices, slot.threads, backend=job.get("backend"),
+                                       memory_fraction=slot.memory_fraction)}
     root = str(_REPO_ROOT)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
     cmd = [sys.executable, "-m", WORKER_MODULE, json.dumps(job)]

@@ -5,7 +5,8 @@ and ``honest`` protocols), ``dataset`` (writing through the window store, the Pr
 ``reader`` (``open_dataset``). The HDF5 itself lives in :mod:`storage.windows`.
 """
 
-from tasks.windows.dataset import write_windows
+from typing import Any
+
 from tasks.windows.plan import plan_windows
 from tasks.windows.reader import WindowDataset, open_dataset
 from tasks.windows.spec import Feature, Protocol, WindowSpec
@@ -19,3 +20,13 @@ __all__ = [
     "plan_windows",
     "write_windows",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``write_windows`` on first use: it brings Prefect, which the training path never needs
+    (the GPU host has none)."""
+    if name == "write_windows":
+        from tasks.windows.dataset import write_windows
+
+        return write_windows
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

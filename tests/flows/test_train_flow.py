@@ -115,6 +115,8 @@ def test_window_store_locates_by_path_id_or_newest(tmp_path, windows):
         (["--epochs", "0"], "epochs: Input should be greater than or equal to 1"),
         (["--dataset", "0123abcd"], "no window file with id"),
         (["--devices", "tpu:0"], "devices: String should match pattern"),
+        (["--backend", "mxnet"], "backend: Input should be 'tensorflow', 'jax' or 'torch'"),
+        (["--models-per-gpu", "0"], "models_per_gpu: Input should be greater than or equal to 1"),
     ],
 )
 def test_cli_bad_input_exits_2_and_writes_nothing(args, message, data_dir, windows, capsys):
