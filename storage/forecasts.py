@@ -29,6 +29,7 @@ from storage.atomic import atomic_path
 from storage.candles import partitions
 from storage.candles.locking import series_lock
 from storage.errors import BadInputError, CorruptStoreError
+from storage.frames import arrow_table, cast_frame
 from storage.schema import Interval, to_epoch_ms, validate_symbol
 
 #: Column -> dtype of a stored forecast row (``epoch`` is null for baselines).
@@ -72,19 +73,7 @@ def empty_forecasts() -> pd.DataFrame:
 
 def cast_forecasts(df: pd.DataFrame) -> pd.DataFrame:
     """``df``'s forecast columns, in order, with the store's dtypes."""
-    missing = [c for c in FORECAST_COLUMNS if c not in df.columns]
-    if missing:
-        raise BadInputError(f"forecast rows lack columns {missing}")
-    out = pd.DataFrame(index=pd.RangeIndex(len(df)))
-    for col, dtype in FORECAST_DTYPES.items():
-        values = df[col].reset_index(drop=True)
-        if dtype.startswith("datetime64"):
-            out[col] = pd.to_datetime(values, utc=True).astype(dtype)
-        elif dtype == "object":
-            out[col] = values.astype(object)
-        else:
-            out[col] = values.astype(dtype)
-    return out
+    return cast_frame(df, FORECAST_DTYPES, "forecast")
 
 
 @dataclass(frozen=True)
@@ -220,5 +209,4 @@ def _check_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _to_table(df: pd.DataFrame) -> pa.Table:
-    arrays = [pa.Array.from_pandas(df[f.name], type=f.type) for f in ARROW_SCHEMA]
-    return pa.Table.from_arrays(arrays, schema=ARROW_SCHEMA)
+    return arrow_table(df, ARROW_SCHEMA)

@@ -40,6 +40,7 @@ from storage.atomic import atomic_path, atomic_write_text
 from storage.candles import partitions
 from storage.candles.locking import series_lock
 from storage.errors import BadInputError, CorruptStoreError
+from storage.frames import arrow_table, cast_frame
 from storage.schema import Interval, validate_symbol
 
 #: Column -> dtype of a stored score row (``epoch`` is null for baselines).
@@ -86,19 +87,7 @@ def empty_scores() -> pd.DataFrame:
 
 def cast_scores(df: pd.DataFrame) -> pd.DataFrame:
     """``df``'s score columns, in order, with the store's dtypes."""
-    missing = [c for c in SCORE_COLUMNS if c not in df.columns]
-    if missing:
-        raise BadInputError(f"score rows lack columns {missing}")
-    out = pd.DataFrame(index=pd.RangeIndex(len(df)))
-    for col, dtype in SCORE_DTYPES.items():
-        values = df[col].reset_index(drop=True)
-        if dtype.startswith("datetime64"):
-            out[col] = pd.to_datetime(values, utc=True).astype(dtype)
-        elif dtype == "object":
-            out[col] = values.astype(object)
-        else:
-            out[col] = values.astype(dtype)
-    return out
+    return cast_frame(df, SCORE_DTYPES, "score")
 
 
 @dataclass(frozen=True)
@@ -418,5 +407,4 @@ def _check_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _to_table(df: pd.DataFrame) -> pa.Table:
-    arrays = [pa.Array.from_pandas(df[f.name], type=f.type) for f in ARROW_SCHEMA]
-    return pa.Table.from_arrays(arrays, schema=ARROW_SCHEMA)
+    return arrow_table(df, ARROW_SCHEMA)
