@@ -31,6 +31,7 @@ from flows.params import (
     DEFAULT_SEED,
     DEFAULT_SYMBOL,
     DEFAULT_TASK_RUNNER,
+    Backend,
     BaseUrl,
     BatchSize,
     DaskAddress,
@@ -41,6 +42,7 @@ from flows.params import (
     Future,
     Intervals,
     Models,
+    ModelsPerGpu,
     Parallel,
     Past,
     Patience,
@@ -114,6 +116,8 @@ def pipeline(
     seed: Seed = DEFAULT_SEED,
     task_runner: TaskRunner = DEFAULT_TASK_RUNNER,
     dask_address: DaskAddress = None,
+    backend: Backend = None,
+    models_per_gpu: ModelsPerGpu = None,
 ) -> dict[str, Any]:
     """Ingest new candles, cut windows, train the zoo, pick checkpoints and publish the report,
     for every market (each symbol at each interval).
@@ -144,6 +148,9 @@ def pipeline(
         seed: Random seed of every model (same seed, same history on CPU).
         task_runner: Where the zoo trains: `process` (one local process per model) or `dask`.
         dask_address: Dask scheduler (tcp://host:8786); empty with `dask`: a local cluster.
+        backend: Keras backend of the training processes (tensorflow, jax or torch); empty:
+            $CRYPTOFLOW_BACKEND, else $KERAS_BACKEND, else the default (tasks.training.backends).
+        models_per_gpu: Models trained at once on each GPU; empty: from its free memory.
     """
     from flows.ingest import ingest
     from flows.report import markets_summary
@@ -157,6 +164,7 @@ def pipeline(
         "scaler": scaler.value, "folds": folds, "fold_mode": fold_mode.value, "models": names,
         "epochs": epochs, "batch_size": batch_size, "parallel": parallel, "patience": patience,
         "seed": seed, "task_runner": task_runner, "dask_address": dask_address,
+        "backend": backend, "models_per_gpu": models_per_gpu,
     }
     by_interval = {iv: [s for s, i in markets if i == iv] for iv in dict.fromkeys(
         i for _, i in markets)}
@@ -209,6 +217,7 @@ def train_market(symbol: str, interval: str, data_dir: str | None, settings: dic
             run_id=training_run_id(dataset, s["models"], s["epochs"], s["batch_size"], s["seed"],
                                    s["patience"]),
             task_runner=s["task_runner"], dask_address=s["dask_address"],
+            backend=s.get("backend"), models_per_gpu=s.get("models_per_gpu"),
         )
         reports.append(report(run_id=run_id, data_dir=data_dir))
         datasets.append(dataset)

@@ -97,6 +97,8 @@ def test_closed_vocabularies_are_enums_and_numbers_are_bounded():
         ("prepare", {"protocol": "leaky"}, "protocol"),
         ("prepare", {"past": -1}, "past"),
         ("pipeline", {"batch_size": 0}, "batch_size"),
+        ("pipeline", {"backend": "theano"}, "backend"),
+        ("pipeline", {"models_per_gpu": 0}, "models_per_gpu"),
     ],
 )
 def test_api_refuses_a_bad_custom_run_value_by_name(flow_name, bad, param):
