@@ -52,9 +52,17 @@ def main(job: dict[str, Any]) -> dict[str, Any]:
     rt = import_backend(2)
     import keras
 
+    answer: dict[str, Any] = {"backend": keras.backend.backend(), "runtime": rt.NAME}
+    _run(job, answer)
+    answer["tensorflow_loaded"] = "tensorflow" in sys.modules  # JAX/torch: never imported
+    return answer
+
+
+def _run(job: dict[str, Any], answer: dict[str, Any]) -> None:
+    import keras
+
     from tasks.training.loop import train_model
 
-    answer: dict[str, Any] = {"backend": keras.backend.backend(), "runtime": rt.NAME}
     if job["mode"] == "train":
         x_val = _x_val(job["windows"])
         seen: dict[str, np.ndarray] = {}
@@ -87,7 +95,6 @@ def main(job: dict[str, Any]) -> dict[str, Any]:
             answer["models"][model] = {"loss": r["last_loss"], "val_loss": r["last_val_loss"],
                                        "output_shape": spec["output_shape"],
                                        "backend": spec["backend"]}
-    return answer
 
 
 if __name__ == "__main__":

@@ -107,6 +107,7 @@ def test_every_zoo_model_trains_on_the_backend(backend, windows, tmp_path):
 
     out = run_on(backend, {"mode": "zoo", "windows": str(windows), "root": str(tmp_path)})
     assert out["backend"] == backend == out["runtime"]
+    assert out["tensorflow_loaded"] == (backend == "tensorflow")
     assert sorted(out["models"]) == sorted(MODEL_NAMES)
     for model, r in out["models"].items():
         assert math.isfinite(r["loss"]) and math.isfinite(r["val_loss"]), model
@@ -124,6 +125,8 @@ def test_determinism_resume_and_reloaded_checkpoints(backend, model, windows, tm
     run_on(backend, {**job, "run_dir": str(tmp_path / "c"), "epochs": 1})
     c = run_on(backend, {**job, "run_dir": str(tmp_path / "c"), "epochs": 2})
     assert a["backend"] == backend and c["result"]["resumed_from_epoch"] == 1
+    # Keras' TensorFlow probe is off on JAX/torch (training, saving and loading need none).
+    assert a["tensorflow_loaded"] == (backend == "tensorflow")
     pd.testing.assert_frame_equal(_history(tmp_path / "a"), _history(tmp_path / "b"))
     pd.testing.assert_frame_equal(_history(tmp_path / "a"), _history(tmp_path / "c"))
     preds = np.load(tmp_path / "a" / "predictions.npz")

@@ -155,4 +155,29 @@ def import_backend(threads: int | None = None) -> ModuleType:
     import keras
 
     loaded = str(keras.backend.backend())
+    if loaded != "tensorflow":
+        keep_tensorflow_out()
     return runtime(loaded) if loaded != name else rt
+
+
+def keep_tensorflow_out() -> bool:
+    """Tell Keras that TensorFlow is absent in this (JAX or torch) process, as on the GPU host.
+
+    Keras probes for TensorFlow on every backend, and the probe imports it:
+    ``keras.utils.set_random_seed`` seeds TensorFlow "for tf.data" whenever it is installed.
+    That cost each JAX worker 2.3 s of its ~5 s start-up here (10 workers per zoo run) and
+    TensorFlow's memory; these backends feed NumPy arrays, never tf.data. True when the probe
+    is now off; False when TensorFlow is already loaded or this Keras has no such probe."""
+    import sys
+
+    if "tensorflow" in sys.modules:
+        return False
+    try:
+        from keras.src.utils import module_utils
+    except ImportError:
+        return False
+    probe = getattr(module_utils, "tensorflow", None)
+    if probe is None or not hasattr(probe, "_available"):
+        return False
+    probe._available = False
+    return True
