@@ -165,8 +165,26 @@ def zoo(path: Path, models: list[str], epochs: int, workdir: Path, devices: str 
                   batch_size=8, patience=None, backend=backend)
             walls[parallel] = time.perf_counter() - t0
             print(f"--parallel {parallel}: {walls[parallel]:.1f} s", flush=True)
+            zoo_breakdown(workdir / f"zoo{parallel}", walls[parallel], parallel)
     if 1 in walls and 2 in walls:
         print(f"parallel 2 / serial = {walls[2] / walls[1]:.2f} (target <= 0.65)")
+
+
+def zoo_breakdown(data_dir: Path, wall: float, parallel: int) -> None:
+    """Per model: seconds inside its epochs (epoch 1, with compilation, apart); the rest of the
+    wall time is process start-up, imports, data loading and scheduling."""
+    from storage.layout import DataLayout
+    from storage.runs import ModelDir
+
+    runs = sorted(p for p in DataLayout(data_dir).runs.iterdir() if p.is_dir())
+    total = 0.0
+    for model_dir in sorted(p for p in runs[-1].iterdir() if (p / "history.csv").exists()):
+        sec = ModelDir(model_dir).read_history()["seconds"]
+        total += float(sec.sum())
+        print(f"  {model_dir.name:18s} epochs {float(sec.sum()):6.1f} s (epoch 1 "
+              f"{float(sec.iloc[0]):.2f} s, median {float(sec.median()):.3f} s)")
+    print(f"  sum of epochs {total:.1f} s = {total / parallel:.1f} s per slot; wall - that = "
+          f"{wall - total / parallel:.1f} s (start-up, imports, loading, imbalance)")
 
 
 def per_backend(path: Path, models: list[str], epochs: int, workdir: Path,
