@@ -25,7 +25,11 @@ becomes the default only with every test green on it). Measured 2026-12-02 on th
 PyTorch (eager, one step per call, as Keras requires) is 20-80x slower here: supported, not
 advised. The zoo on JAX (``--skip-models --zoo-epochs 20 --zoo-backend jax --zoo-parallel 2``):
 277.6 s for 20 epochs, measured while another test run shared the 2 cores (load 4.1), so the
-100-epoch <= 200 s target was not confirmed here; measure it again on an idle machine.
+100-epoch <= 200 s target was not confirmed here. Re-measured 2026-12-03 on the idle machine
+(load 0.3) after JAX/torch workers stopped importing TensorFlow (``--zoo-epochs 100``): 287.4 s
+for 10 models x 100 epochs (TF-era 513 s): 414.6 s inside epochs (207 s per slot; LSTM/GRU
+73-106 s each, CNNs 7-12 s), 80 s outside them (checkpoint written every epoch, process start-up,
+imbalance). The 2-epoch zoo went 101.7 s -> 44.8 s with that fix. Still above 200 s: see README.
 """
 
 from __future__ import annotations
